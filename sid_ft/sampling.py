@@ -1,0 +1,230 @@
+"""Training data: decode each RAW pair once into an on-disk cache, sample patches in the background.
+
+SID keeps every decoded image in RAM (about 37 GB for its Sony set).  Here each
+file is decoded once into ``<cache_dir>/*.npy`` and read back memory-mapped, so
+memory does not grow with the dataset: the operating system pages in only the
+patches that are sampled.  A background thread cuts the patches and fills a
+bounded queue, so a training step does not wait for I/O after warm-up.
+
+Arrays in the cache:
+
+* packed short exposure, ``(h, w, C)`` float32 in [0, 1] (not amplified);
+* SID rendering of the long exposure, ``(scale*h, scale*w, 3)`` float16 in [0, 1];
+* (trainer) frozen-network features, see :mod:`sid_ft.train`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from sid_ft.dataset import Pair
+from sid_ft.errors import SidFtError
+from sid_ft import raw as sid_raw
+
+
+def file_key(path: str | os.PathLike, *extra: object) -> str:
+    """A cache key for ``path``: its absolute path, size and modification time (plus ``extra``)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    text = "|".join([str(p), str(st.st_size), str(st.st_mtime_ns), *map(str, extra)])
+    return hashlib.sha1(text.encode()).hexdigest()[:20]
+
+
+def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` (.npy) through a temporary file and a rename."""
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """Memory-map a cached array read-only."""
+    return np.load(path, mmap_mode="r")
+
+
+@dataclass
+class CachedPair:
+    """One decoded training pair: memory-mapped arrays plus its amplification ratio."""
+
+    pair: Pair
+    ratio: float
+    short: np.ndarray  # (h, w, C) float32, packed, not amplified
+    gt: np.ndarray  # (scale*h, scale*w, 3) float16
+    short_key: str
+
+    @property
+    def packed_shape(self) -> tuple[int, int]:
+        return int(self.short.shape[0]), int(self.short.shape[1])
+
+
+class DecodeCache:
+    """Decodes RAW files once into ``cache_dir`` and hands out memory-mapped arrays."""
+
+    def __init__(self, cache_dir: str | os.PathLike):
+        self.cache_dir = Path(cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def _cached(self, path: str, kind: str, make: Callable[[], np.ndarray]) -> tuple[np.ndarray, str]:
+        key = file_key(path, kind)
+        target = self.cache_dir / f"{key}_{kind}.npy"
+        if not target.exists():
+            save_npy_atomic(target, make())
+        return load_npy(target), key
+
+    def packed(self, path: str) -> tuple[np.ndarray, str]:
+        """``(h, w, C)`` float32 packed mosaic of ``path`` and its cache key."""
+        return self._cached(path, "packed", lambda: sid_raw.load_raw(path).packed.astype(np.float32))
+
+    def reference(self, path: str) -> np.ndarray:
+        """SID rendering of ``path`` as float16 ``(H, W, 3)``."""
+        return self._cached(path, "gt", lambda: sid_raw.render_reference(path).astype(np.float16))[0]
+
+    def load_pair(self, pair: Pair, ratio_cap: float = 300.0) -> CachedPair:
+        """Decode (or fetch from the cache) both files of ``pair``; SidFtError naming the bad file."""
+        short, key = self.packed(pair.short_path)
+        gt = self.reference(pair.long_path)
+        h, w = short.shape[:2]
+        if gt.shape[0] % h or gt.shape[1] % w or gt.shape[0] // h != gt.shape[1] // w:
+            raise SidFtError(
+                pair.long_path,
+                f"long exposure renders to {gt.shape[1]}x{gt.shape[0]} pixels, which does not match "
+                f"the short exposure {pair.short_path} (packed {w}x{h})",
+            )
+        return CachedPair(pair=pair, ratio=pair.ratio(ratio_cap), short=short, gt=gt, short_key=key)
+
+    def load_pairs(
+        self, pairs: Sequence[Pair], ratio_cap: float = 300.0, on_error: Callable[[SidFtError], None] | None = None
+    ) -> list[CachedPair]:
+        """Decode every pair; bad pairs are reported through ``on_error`` and skipped.
+
+        Raises SidFtError only when no usable pair is left (or when ``on_error`` is None).
+        """
+        good: list[CachedPair] = []
+        for pair in pairs:
+            try:
+                good.append(self.load_pair(pair, ratio_cap))
+            except SidFtError as err:
+                if on_error is None:
+                    raise
+                on_error(err)
+        if not good:
+            raise SidFtError(None, f"no usable training pair left (of {len(pairs)}); see the errors above")
+        return good
+
+
+@dataclass
+class Patch:
+    """One training sample: crops at packed resolution, the ground-truth crop, and SID's augmentation flags."""
+
+    index: int  # which pair
+    packed: list[np.ndarray]  # each (p, p, c) float32
+    gt: np.ndarray  # (scale*p, scale*p, 3) float32
+    ratio: float
+    flags: np.ndarray  # (3,) bool: flip rows, flip columns, transpose
+
+
+class PatchSampler:
+    """Random patches as SID samples them: a random pair, a random crop, random flips and transpose.
+
+    ``sources[i]`` holds the packed-resolution arrays of pair ``i`` (e.g. the short
+    exposure, or cached network features), ``gts[i]`` its full-resolution ground truth.
+    Crops are cut here; the flips are returned as flags and applied in the graph, so
+    that they can act after a frozen network (see :func:`sid_ft.train.augment`).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Sequence[np.ndarray]],
+        gts: Sequence[np.ndarray],
+        ratios: Sequence[float],
+        patch_size: int,
+        seed: int = 0,
+        augment: bool = True,
+        names: Sequence[str] | None = None,
+    ):
+        if not sources:
+            raise SidFtError(None, "no training pairs to sample from")
+        self.sources, self.gts, self.ratios = list(sources), list(gts), list(ratios)
+        self.patch_size = int(patch_size)
+        self.augment = augment
+        self.rng = np.random.default_rng(seed)
+        for i, arrays in enumerate(self.sources):
+            h, w = arrays[0].shape[:2]
+            if h < self.patch_size or w < self.patch_size:
+                name = names[i] if names else f"pair {i}"
+                raise SidFtError(
+                    name,
+                    f"patch size {self.patch_size} is larger than the packed image ({w}x{h}); "
+                    f"use --patch-size {min(h, w)} or less",
+                )
+
+    def sample(self) -> Patch:
+        i = int(self.rng.integers(len(self.sources)))
+        arrays, gt = self.sources[i], self.gts[i]
+        h, w = arrays[0].shape[:2]
+        s = gt.shape[0] // h
+        p = self.patch_size
+        y = int(self.rng.integers(h - p + 1))
+        x = int(self.rng.integers(w - p + 1))
+        packed = [np.asarray(a[y : y + p, x : x + p], dtype=np.float32) for a in arrays]
+        gt_crop = np.asarray(gt[s * y : s * (y + p), s * x : s * (x + p)], dtype=np.float32)
+        flags = self.rng.integers(0, 2, size=3).astype(bool) if self.augment else np.zeros(3, bool)
+        return Patch(index=i, packed=packed, gt=gt_crop, ratio=float(self.ratios[i]), flags=flags)
+
+
+class BackgroundLoader:
+    """Runs ``produce()`` in a daemon thread and keeps up to ``depth`` results ready.
+
+    Iterating yields results in order; an exception in the producer is re-raised in
+    the consumer.  ``close()`` stops the thread.
+    """
+
+    def __init__(self, produce: Callable[[], object], depth: int = 8):
+        self._produce = produce
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sid_ft-loader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = (True, self._produce())
+            except BaseException as exc:  # handed to the consumer
+                item = (False, exc)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if not item[0]:
+                return
+
+    def get(self) -> object:
+        ok, value = self._queue.get()
+        if not ok:
+            raise value  # type: ignore[misc]
+        return value
+
+    def __iter__(self) -> Iterator[object]:
+        while True:
+            yield self.get()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> "BackgroundLoader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,457 @@
+"""Fine-tuning: restore a pretrained SID model, train the ``g_add`` layers (or more), save full checkpoints.
+
+The method, as in SID's training script: a random ``patch_size`` crop of the
+packed short exposure, multiplied by the exposure ratio and clipped at 1, random
+vertical/horizontal flips and a transpose, an L1 loss against SID's rendering of
+the long exposure, Adam at 1e-4 and ten times lower for the second half.
+
+Three ways to run a step, chosen from ``trainable_scopes``:
+
+* ``full`` (any scope outside ``g_add``, e.g. ``all``): SID's own training; the
+  flips act on the packed input and the ground truth.
+* ``frozen`` (``g_add`` only, feature cache off): the frozen network runs on the
+  patch, then its features and base logits are flipped together with the ground
+  truth and only the head is trained.  No gradient reaches the frozen layers.
+* ``cached`` (``g_add`` only, the default): the frozen network runs once per
+  training image; its ``g_conv9_2`` features and ``g_conv10`` logits go to the
+  on-disk cache and every step trains the head on crops of them.  The flips are
+  the same as in ``frozen``, so both compute the same update from the same patch.
+
+In the two g_add modes the flips act in the packed domain: the ground truth's
+``scale x scale`` blocks move with the packed pixel that predicts them (block
+flip), so each output block keeps its own features.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from sid_ft import __version__
+from sid_ft.errors import SidFtError
+from sid_ft.dataset import Pair, find_pairs, read_pair_list
+from sid_ft.sampling import BackgroundLoader, CachedPair, DecodeCache, PatchSampler, load_npy, save_npy_atomic
+from sid_ft import checkpoint as ckpt
+from sid_ft import model as sid_model
+from sid_ft.model import CAMERAS, GAddConfig
+from sid_ft._tf import tf1
+
+FEATURE_CHANNELS = 32  # g_conv9_2
+
+
+@dataclass
+class TrainOptions:
+    """Every option of a fine-tuning run; written to ``config.json`` in the train dir."""
+
+    dataset_dir: str | None = None
+    train_list: str | None = None
+    split: str = "train"  # 'train' | 'test' | 'val' | 'all' (SID's scene-id rule)
+    pretrained: str = "checkpoints/Sony/"
+    train_dir: str = "checkpoints/finetune/"
+    steps: int = 4000
+    patch_size: int = 512
+    lr: float = 1e-4
+    lr_decay_step: int | None = None  # default: steps // 2
+    lr_decay_factor: float = 0.1
+    save_every: int = 500
+    keep: int = 5
+    log_every: int = 10
+    seed: int = 0
+    g_add_depth: int = 2
+    g_add_width: int = 24
+    trainable_scopes: str = "g_add"
+    checkpoint_exclude_scopes: str = "g_add"
+    feature_cache: bool = True
+    feature_dtype: str = "float16"
+    cache_dir: str | None = None  # default: <train_dir>/cache
+    ratio_cap: float = 300.0
+    camera: str = "sony"
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    checkpoint: str
+    global_step: int
+    last_loss: float | None
+    mode: str
+    resumed: bool
+    skipped: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- scopes
+
+def parse_scopes(text: str | Sequence[str] | None) -> list[str]:
+    """TF-Slim's comma-separated scope list; ``all`` (or empty) means every model variable."""
+    if text is None:
+        return []
+    items = text.split(",") if isinstance(text, str) else list(text)
+    return [s.strip() for s in items if s.strip()]
+
+
+def in_scopes(name: str, scopes: Sequence[str]) -> bool:
+    return any(name == s or name.startswith(s.rstrip("/") + "/") or name.startswith(s) for s in scopes)
+
+
+def select_trainable(variables: Sequence, scopes: Sequence[str]) -> list:
+    """The variables whose names start with one of ``scopes`` (all of them for ``all``)."""
+    if not scopes or scopes == ["all"]:
+        return list(variables)
+    chosen = [v for v in variables if in_scopes(v.op.name, scopes)]
+    if not chosen:
+        raise SidFtError(None, f"--trainable-scopes {','.join(scopes)} matches no variable of the model")
+    return chosen
+
+
+def training_mode(trainable_scopes: Sequence[str], feature_cache: bool) -> str:
+    """'cached' / 'frozen' when only g_add layers learn, else 'full'."""
+    head_only = bool(trainable_scopes) and trainable_scopes != ["all"] and all(
+        s.startswith("g_add") for s in trainable_scopes
+    )
+    if not head_only:
+        return "full"
+    return "cached" if feature_cache else "frozen"
+
+
+# --------------------------------------------------------------------------- augmentation
+
+def augment(x, flags):
+    """SID's augmentation of a ``(N, h, w, c)`` tensor: flip rows, flip columns, transpose (``flags`` (3,) bool)."""
+    tf = tf1()
+    x = tf.cond(flags[0], lambda: tf.reverse(x, [1]), lambda: x)
+    x = tf.cond(flags[1], lambda: tf.reverse(x, [2]), lambda: x)
+    return tf.cond(flags[2], lambda: tf.transpose(x, [0, 2, 1, 3]), lambda: x)
+
+
+def augment_blocks(image, flags, scale: int):
+    """The packed-domain version of :func:`augment` for a full-resolution image: ``scale x scale`` blocks move whole."""
+    tf = tf1()
+    return tf.nn.depth_to_space(augment(tf.nn.space_to_depth(image, scale), flags), scale)
+
+
+# --------------------------------------------------------------------------- graph
+
+@dataclass
+class TrainGraph:
+    graph: object
+    mode: str
+    inputs: dict  # name -> placeholder
+    output: object
+    loss: object
+    lr: object
+    train_op: object
+    global_step: object
+    base_features: object  # (g_conv9_2, g_conv10) on inputs['image'] (for the feature cache)
+    trainable: list
+    saver: object
+
+
+def build_train_graph(
+    camera: str,
+    g_add: GAddConfig,
+    mode: str,
+    trainable_scopes: Sequence[str],
+    lr: float,
+    lr_decay_step: int,
+    lr_decay_factor: float,
+    keep: int = 5,
+) -> TrainGraph:
+    """Build the training graph for ``mode`` ('full', 'frozen' or 'cached') in a new ``tf.Graph``."""
+    tf = tf1()
+    spec = CAMERAS[camera]
+    graph = tf.Graph()
+    with graph.as_default():
+        global_step = tf.train.get_or_create_global_step()
+        flags = tf.placeholder(tf.bool, [3], name="flags")
+        image = tf.placeholder(tf.float32, [1, None, None, spec.in_channels], name="image")
+        gt = tf.placeholder(tf.float32, [1, None, None, 3], name="gt")
+        inputs = {"flags": flags, "image": image, "gt": gt}
+        if mode == "full":
+            output, ep = sid_model.sid_network(augment(image, flags), camera=camera, g_add=g_add)
+            target = augment(gt, flags)
+            base_features = None
+        else:
+            _, base_ep = sid_model.sid_unet(image, camera=camera)
+            base_features = (base_ep["g_conv9_2"], base_ep["g_conv10"])
+            if mode == "cached":
+                features = tf.placeholder(tf.float32, [1, None, None, FEATURE_CHANNELS], name="features")
+                logits = tf.placeholder(tf.float32, [1, None, None, spec.out_channels], name="base_logits")
+                inputs.update(features=features, base_logits=logits)
+            elif mode == "frozen":
+                features, logits = (tf.stop_gradient(t) for t in base_features)
+            else:
+                raise ValueError(f"unknown training mode {mode!r}")
+            output, _ = sid_model.g_add_head(augment(features, flags), augment(logits, flags), g_add, camera=camera)
+            target = augment_blocks(gt, flags, spec.scale)
+        loss = tf.reduce_mean(tf.abs(output - target), name="l1_loss")
+        lr_t = tf.train.piecewise_constant(
+            global_step, [np.int64(lr_decay_step)], [float(lr), float(lr) * lr_decay_factor], name="learning_rate"
+        )
+        trainable = select_trainable(tf.trainable_variables(), list(trainable_scopes))
+        optimizer = tf.train.AdamOptimizer(lr_t)
+        train_op = optimizer.minimize(loss, global_step=global_step, var_list=trainable)
+        saver = ckpt.make_saver(max_to_keep=keep)
+    return TrainGraph(graph, mode, inputs, output, loss, lr_t, train_op, global_step, base_features, trainable, saver)
+
+
+def feed_for(tg: TrainGraph, patch, ratio: float) -> dict:
+    """The feed dict of one step from a :class:`sid_ft.sampling.Patch`."""
+    feed = {tg.inputs["flags"]: patch.flags, tg.inputs["gt"]: patch.gt[None]}
+    if tg.mode == "cached":
+        feed[tg.inputs["features"]] = patch.packed[0][None]
+        feed[tg.inputs["base_logits"]] = patch.packed[1][None]
+    else:
+        feed[tg.inputs["image"]] = np.minimum(patch.packed[0] * ratio, 1.0)[None]
+    return feed
+
+
+# --------------------------------------------------------------------------- feature cache
+
+def base_fingerprint(sess, tg: TrainGraph) -> str:
+    """A hash of the frozen network's weights: cached features are valid only for these."""
+    tf = tf1()
+    with tg.graph.as_default():
+        base_vars = [v for v in tf.global_variables() if ckpt.is_base_variable(v.op.name)]
+    h = hashlib.sha1()
+    for v, value in zip(base_vars, sess.run(base_vars)):
+        h.update(v.op.name.encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    return h.hexdigest()[:16]
+
+
+def cached_features(
+    sess, tg: TrainGraph, pairs: Sequence[CachedPair], cache_dir: Path, fingerprint: str, dtype: str = "float16",
+    progress: bool = True,
+) -> list[list[np.ndarray]]:
+    """Run the frozen network once per training image (amplified, full size) and cache ``g_conv9_2``/``g_conv10``."""
+    from tqdm import tqdm
+
+    out: list[list[np.ndarray]] = []
+    for cp in tqdm(pairs, desc="frozen network (feature cache)", unit="image", disable=not progress, leave=False):
+        stem = f"{cp.short_key}_{fingerprint}_r{cp.ratio:g}_{dtype}"
+        paths = [cache_dir / f"{stem}_feat.npy", cache_dir / f"{stem}_logits.npy"]
+        if not all(p.exists() for p in paths):
+            image = np.minimum(np.asarray(cp.short, np.float32) * cp.ratio, 1.0)[None]
+            feats, logits = sess.run(tg.base_features, {tg.inputs["image"]: image})
+            save_npy_atomic(paths[0], feats[0].astype(dtype))
+            save_npy_atomic(paths[1], logits[0].astype(dtype))
+        out.append([load_npy(p) for p in paths])
+    return out
+
+
+# --------------------------------------------------------------------------- run
+
+def collect_pairs(opts: TrainOptions, report: Callable[[str], None]) -> tuple[list[Pair], list[str]]:
+    """Pairs from ``--dataset-dir`` and/or ``--train-list``; problems are reported and skipped."""
+    if not opts.dataset_dir and not opts.train_list:
+        raise SidFtError(None, "give --dataset-dir DIR (SID layout: short/, long/) and/or --train-list FILE")
+    split = None if opts.split == "all" else opts.split
+    problems: list[SidFtError] = []
+    pairs: list[Pair] = []
+    if opts.dataset_dir:
+        pairs += find_pairs(opts.dataset_dir, split=split, skipped=problems)
+    if opts.train_list:
+        pairs += read_pair_list(opts.train_list, split=split, skipped=problems)
+    for p in problems:
+        report(f"skipped: {p}")
+    return pairs, [str(p) for p in problems]
+
+
+def _versions() -> dict:
+    import rawpy
+
+    tf = tf1()
+    return {
+        "sid_ft": __version__,
+        "tensorflow": tf.__version__ if hasattr(tf, "__version__") else tf.version.VERSION,
+        "rawpy": rawpy.__version__,
+        "libraw": ".".join(map(str, rawpy.libraw_version)),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _png_bytes(rgb: np.ndarray) -> bytes:
+    import imageio.v3 as iio
+
+    return iio.imwrite("<bytes>", (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), extension=".png")
+
+
+def _tb_scalars(writer, step: int, values: dict) -> None:
+    tf = tf1()
+    writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=k, simple_value=float(v)) for k, v in values.items()]), step)
+
+
+def _tb_image(writer, step: int, tag: str, rgb: np.ndarray) -> None:
+    tf = tf1()
+    img = tf.Summary.Image(height=rgb.shape[0], width=rgb.shape[1], colorspace=3, encoded_image_string=_png_bytes(rgb))
+    writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=tag, image=img)]), step)
+
+
+def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainResult:
+    """Run (or resume) a fine-tuning job described by ``opts``; returns where the final checkpoint is."""
+    from tqdm import tqdm
+
+    tf = tf1()
+    train_dir = Path(opts.train_dir)
+    train_dir.mkdir(parents=True, exist_ok=True)
+    trainable_scopes = parse_scopes(opts.trainable_scopes) or ["all"]
+    exclude_scopes = parse_scopes(opts.checkpoint_exclude_scopes)
+    mode = training_mode(trainable_scopes, opts.feature_cache)
+    decay_step = opts.lr_decay_step if opts.lr_decay_step is not None else max(1, opts.steps // 2)
+
+    # Resume wins over --pretrained (TF-Slim's rule); the head's shape then comes from the train dir.
+    latest = tf.train.latest_checkpoint(str(train_dir))
+    g_add = GAddConfig(depth=opts.g_add_depth, width=opts.g_add_width)
+    camera = opts.camera
+    if latest:
+        spec = ckpt.read_model_spec(latest)
+        camera = spec.camera
+        if spec.g_add is not None and spec.g_add != g_add:
+            report(f"resuming with the g_add layers of {latest} ({spec.g_add}), not the options' ({g_add})")
+            g_add = spec.g_add
+    else:
+        pretrained_prefix = ckpt.resolve_checkpoint(opts.pretrained)
+
+    pairs, skipped = collect_pairs(opts, report)
+    cache_dir = Path(opts.cache_dir) if opts.cache_dir else train_dir / "cache"
+    decode = DecodeCache(cache_dir)
+
+    def on_error(err: SidFtError) -> None:
+        skipped.append(str(err))
+        report(f"skipped: {err}")
+
+    loaded = decode.load_pairs(pairs, opts.ratio_cap, on_error=on_error)
+    scale = CAMERAS[camera].scale
+    config = {
+        "options": dataclasses.asdict(opts),
+        "mode": mode,
+        "camera": camera,
+        "g_add": g_add.to_dict(),
+        "lr_decay_step": decay_step,
+        "pairs": [dataclasses.asdict(cp.pair) | {"ratio": cp.ratio} for cp in loaded],
+        "skipped": skipped,
+        "resumed_from": latest,
+        "pretrained": None if latest else pretrained_prefix,
+        "versions": _versions(),
+        "command": sys.argv,
+    }
+    _write_json_atomic(train_dir / "config.json", config)
+
+    tg = build_train_graph(camera, g_add, mode, trainable_scopes, opts.lr, decay_step, opts.lr_decay_factor, opts.keep)
+    session_config = tf.ConfigProto()
+    session_config.gpu_options.allow_growth = True
+    with tg.graph.as_default(), tf.Session(graph=tg.graph, config=session_config) as sess:
+        if latest:
+            try:
+                tg.saver.restore(sess, latest)
+            except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as exc:
+                raise SidFtError(latest, f"cannot resume from this checkpoint: {exc.message.splitlines()[0]}") from None
+            report(f"resuming from {latest} (step {int(sess.run(tg.global_step))}); --pretrained is ignored")
+        else:
+            restored = ckpt.restore_pretrained(sess, pretrained_prefix, exclude_scopes=tuple(exclude_scopes))
+            report(f"restored {len(restored)} tensors from {pretrained_prefix}")
+        start = int(sess.run(tg.global_step))
+
+        if mode == "cached":
+            fp = base_fingerprint(sess, tg)
+            sources = cached_features(sess, tg, loaded, cache_dir, fp, opts.feature_dtype, opts.progress)
+        else:
+            sources = [[cp.short] for cp in loaded]
+        sampler = PatchSampler(
+            sources, [cp.gt for cp in loaded], [cp.ratio for cp in loaded], opts.patch_size,
+            seed=opts.seed + start, names=[cp.pair.short_path for cp in loaded],
+        )
+        spec_info = {"camera": camera, "g_add": g_add.to_dict()}
+        writer = tf.summary.FileWriter(str(train_dir))
+        metrics_path = train_dir / "metrics.jsonl"
+        last_saved = latest
+        last_loss = None
+
+        def save(step: int) -> str:
+            path = ckpt.save_checkpoint(sess, tg.saver, str(train_dir), step, spec_info)
+            sample_images(sess, tg, sampler, loaded, scale, writer, train_dir, step)
+            writer.flush()
+            return path
+
+        step = start
+        if start >= opts.steps:
+            report(f"{train_dir} is already at step {start} >= --steps {opts.steps}: nothing to do")
+        bar = tqdm(total=opts.steps, initial=start, desc=f"fine-tune ({mode})", unit="step", disable=not opts.progress)
+        loader = BackgroundLoader(sampler.sample, depth=8)
+        try:
+            with open(metrics_path, "a") as metrics:
+                while step < opts.steps:
+                    t0 = time.perf_counter()
+                    patch = loader.get()
+                    t1 = time.perf_counter()
+                    _, loss, lr, step = sess.run(
+                        [tg.train_op, tg.loss, tg.lr, tg.global_step], feed_for(tg, patch, patch.ratio)
+                    )
+                    step = int(step)
+                    t2 = time.perf_counter()
+                    if not math.isfinite(loss):
+                        raise SidFtError(
+                            str(train_dir),
+                            f"loss became {loss} at step {step} (pair {loaded[patch.index].pair.short_path}); "
+                            f"training stopped, the last good checkpoint is kept: {last_saved}",
+                        )
+                    last_loss = float(loss)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}", step_s=f"{t2 - t1:.3f}")
+                    if step % opts.log_every == 0 or step == opts.steps:
+                        record = {"step": step, "loss": last_loss, "lr": float(lr), "step_time_s": t2 - t1,
+                                  "data_wait_s": t1 - t0}
+                        metrics.write(json.dumps(record) + "\n")
+                        metrics.flush()
+                        _tb_scalars(writer, step, {"loss": loss, "learning_rate": lr, "step_time_s": t2 - t1})
+                    if step % opts.save_every == 0 and step < opts.steps:
+                        last_saved = save(step)
+            if step > start or not latest:
+                last_saved = save(step)
+        except KeyboardInterrupt:
+            if step > start:
+                last_saved = save(step)
+                report(f"interrupted: saved {last_saved}")
+            raise
+        finally:
+            loader.close()
+            bar.close()
+            writer.close()
+    return TrainResult(str(last_saved), step, last_loss, mode, bool(latest), skipped)
+
+
+def sample_images(sess, tg: TrainGraph, sampler: PatchSampler, loaded, scale: int, writer, train_dir: Path,
+                  step: int) -> None:
+    """Write the model's output and the ground truth on a fixed crop of the first pair (TensorBoard + PNG)."""
+    p = sampler.patch_size
+    arrays, gt = sampler.sources[0], sampler.gts[0]
+    h, w = arrays[0].shape[:2]
+    y, x = (h - p) // 2, (w - p) // 2
+    from sid_ft.sampling import Patch
+
+    patch = Patch(0, [np.asarray(a[y:y + p, x:x + p], np.float32) for a in arrays],
+                  np.asarray(gt[scale * y:scale * (y + p), scale * x:scale * (x + p)], np.float32),
+                  sampler.ratios[0], np.zeros(3, bool))
+    out = sess.run(tg.output, feed_for(tg, patch, patch.ratio))[0]
+    pair_image = np.concatenate([np.clip(out, 0, 1), patch.gt], axis=1)
+    _tb_image(writer, step, "sample/output_vs_ground_truth", pair_image)
+    samples = train_dir / "samples"
+    samples.mkdir(exist_ok=True)
+    (samples / f"step_{step:07d}.png").write_bytes(_png_bytes(pair_image))
