@@ -16,7 +16,9 @@ silenced.  Set ``SID_FT_TF_VERBOSE=1`` to see everything again.
 from __future__ import annotations
 
 import os
+import re
 import sys
+import tempfile
 import warnings
 from types import ModuleType
 
@@ -37,8 +39,7 @@ def _silence() -> None:
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
         warnings.filterwarnings("ignore", category=UserWarning, module=module)
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
-    import tensorflow as tf
-
+    tf = _import_tensorflow_quietly()
     tf.get_logger().setLevel("ERROR")
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
     try:  # absl logging is what tf.compat.v1.logging forwards to
@@ -48,6 +49,46 @@ def _silence() -> None:
     except ImportError:  # pragma: no cover - absl ships with TensorFlow
         pass
     _done = True
+
+
+# C++ start-up lines TensorFlow 2.21 prints even with TF_CPP_MIN_LOG_LEVEL=3
+# (tensorflow/tensorflow#100442): informational only.
+_STARTUP_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|I\d{4} .*"
+    r"|To enable the following instructions: .*"
+    r"|\s*)$"
+)
+
+
+def _import_tensorflow_quietly() -> ModuleType:
+    """Import tensorflow with file descriptor 2 captured; re-emit every line that is not start-up noise."""
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        return tf
+    try:
+        sys.stderr.flush()
+        saved_fd = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): import plainly
+        import tensorflow as tf
+
+        return tf
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf  # noqa: F401  (C++ logging happens here)
+            import tensorflow.compat.v1  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", "replace")
+            kept = [line for line in text.splitlines() if not _STARTUP_NOISE.match(line)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+    return tf
 
 
 def tf1() -> ModuleType:

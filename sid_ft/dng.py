@@ -35,12 +35,16 @@ XYZ_TO_LINEAR_SRGB = np.array(
      [-0.9692660, 1.8760108, 0.0415560],
      [0.0556434, -0.2040259, 1.0572252]])
 
+MIN_SIZE = 22
+"""LibRaw (like dcraw) rejects RAW images narrower or shorter than this as 'not RAW'."""
+
 _LETTER_TO_DNG = {"R": 0, "G": 1, "B": 2}
 
 # TIFF tag codes (TIFF 6, TIFF/EP, DNG 1.4)
 _NEW_SUBFILE_TYPE = 254
 _MAKE = 271
 _MODEL = 272
+_ORIENTATION = 274
 _CFA_REPEAT_PATTERN_DIM = 33421
 _CFA_PATTERN = 33422
 _EXPOSURE_TIME = 33434
@@ -69,7 +73,7 @@ def cfa_indices(cfa: str | Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
     """
     if isinstance(cfa, str):
         letters = cfa.upper()
-        if sorted(letters) != sorted("RGGB"):
+        if letters not in ("RGGB", "BGGR", "GRBG", "GBRG"):
             raise ValueError(f"cfa {cfa!r}: expected a Bayer layout such as 'RGGB', 'BGGR', 'GRBG', 'GBRG'")
         tile = np.array([_LETTER_TO_DNG[c] for c in letters], dtype=np.uint8).reshape(2, 2)
         for r in range(2):
@@ -102,12 +106,14 @@ def write_dng(path: str | os.PathLike,
               color_matrix: np.ndarray | Sequence[float] | None = None,
               as_shot_neutral: Sequence[float] | None = None,
               make: str = "sid_ft",
-              model: str = "Synthetic") -> None:
+              model: str = "Synthetic",
+              orientation: int = 1) -> None:
     """Write ``mosaic`` as an uncompressed CFA DNG that rawpy/LibRaw reads back exactly.
 
     Args:
         path: output file (conventionally ``*.dng``); overwritten.
-        mosaic: (H, W) sensor values, written as uint16 (values must fit 0..65535).
+        mosaic: (H, W) sensor values, written as uint16 (values must fit 0..65535);
+            H, W >= 22 (:data:`MIN_SIZE`, LibRaw's limit; any parity).
         cfa: Bayer layout string over positions TL, TR, BL, BR, or a (2, 2) / (6, 6)
             array of colour indices (see :func:`cfa_indices`).
         black_level: one value, or 4 values per colour index (R, G, B, G2) as
@@ -119,6 +125,8 @@ def write_dng(path: str | os.PathLike,
         as_shot_neutral: camera-space neutral (3 values, the inverse of the white
             balance multipliers); default (1, 1, 1).
         make, model: Make / Model tags; UniqueCameraModel is "make model".
+        orientation: TIFF Orientation (1 none, 3 180°, 6 90° CW, 8 90° CCW; rawpy
+            reports it as ``raw.sizes.flip``).  The mosaic itself is stored unrotated.
 
     Raises:
         ValueError: for arguments that cannot describe a valid DNG (a programming error).
@@ -127,8 +135,9 @@ def write_dng(path: str | os.PathLike,
     mosaic = np.asarray(mosaic)
     if mosaic.ndim != 2:
         raise ValueError(f"mosaic must be 2-D (H, W), got shape {mosaic.shape}")
-    if mosaic.size == 0:
-        raise ValueError("mosaic is empty")
+    if min(mosaic.shape) < MIN_SIZE:
+        raise ValueError(f"mosaic {mosaic.shape} is too small: LibRaw refuses images under "
+                         f"{MIN_SIZE}x{MIN_SIZE} pixels")
     if mosaic.dtype != np.uint16:
         if np.issubdtype(mosaic.dtype, np.floating) and not np.all(np.isfinite(mosaic)):
             raise ValueError("mosaic holds non-finite values")
@@ -138,8 +147,6 @@ def write_dng(path: str | os.PathLike,
             else mosaic.astype(np.uint16)
     tile = cfa_indices(cfa)
     n = tile.shape[0]
-    if mosaic.shape[0] % n or mosaic.shape[1] % n:
-        raise ValueError(f"mosaic shape {mosaic.shape} is not a multiple of the {n}x{n} CFA tile")
 
     black = np.broadcast_to(np.asarray(black_level, dtype=np.float64).ravel(), (4,)) \
         if np.ndim(black_level) == 0 else np.asarray(black_level, dtype=np.float64).ravel()
@@ -158,6 +165,9 @@ def write_dng(path: str | os.PathLike,
     if len(neutral) != 3 or min(neutral) <= 0:
         raise ValueError(f"as_shot_neutral must be 3 positive values, got {as_shot_neutral!r}")
 
+    if orientation not in (1, 2, 3, 4, 5, 6, 7, 8):
+        raise ValueError(f"orientation must be a TIFF Orientation 1..8, got {orientation!r}")
+
     dng_pattern = np.where(tile == 3, 1, tile).astype(np.uint8)  # DNG CFA colours: 0 R, 1 G, 2 B
     black_per_position = black[tile].ravel()
     camera = f"{make} {model}".strip()
@@ -165,6 +175,7 @@ def write_dng(path: str | os.PathLike,
         (_NEW_SUBFILE_TYPE, "I", 1, 0, True),
         (_MAKE, "s", 0, make, True),
         (_MODEL, "s", 0, model, True),
+        (_ORIENTATION, "H", 1, int(orientation), True),
         (_CFA_REPEAT_PATTERN_DIM, "H", 2, (n, n), True),
         (_CFA_PATTERN, "B", n * n, tuple(int(v) for v in dng_pattern.ravel()), True),
         (_DNG_VERSION, "B", 4, (1, 4, 0, 0), True),

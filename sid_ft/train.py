@@ -221,7 +221,7 @@ def base_fingerprint(sess, tg: TrainGraph) -> str:
     """A hash of the frozen network's weights: cached features are valid only for these."""
     tf = tf1()
     with tg.graph.as_default():
-        base_vars = [v for v in tf.global_variables() if ckpt.is_base_variable(v.op.name)]
+        base_vars = [v for v in tf.global_variables() if ckpt.classify_tensor(v.op.name) == "base"]
     h = hashlib.sha1()
     for v, value in zip(base_vars, sess.run(base_vars)):
         h.update(v.op.name.encode())

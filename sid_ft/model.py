@@ -1,0 +1,331 @@
+"""The Learning-to-See-in-the-Dark U-Net and the g_add refinement head, slim style.
+
+The base network is SID's (Chen et al., CVPR 2018) as published: a U-Net on
+packed RAW at half (Sony, Bayer) or one third (Fuji, X-Trans) resolution,
+ending in ``depth_to_space`` to full-resolution sRGB::
+
+    level 1..4   g_convL_1, g_convL_2   3x3 SAME conv + bias, leaky ReLU 0.2   32, 64, 128, 256 channels
+                 max pool 2x2 stride 2 SAME
+    level 5      g_conv5_1, g_conv5_2   512 channels
+    up 6..9      Variable, Variable_1, Variable_2, Variable_3: conv2d_transpose 2x2 stride 2, no bias,
+                 output shape taken from the skip tensor, concat([upsampled, skip])
+                 g_convL_1, g_convL_2   256, 128, 64, 32 channels
+    g_conv10     1x1 conv to 12 (Sony) / 27 (Fuji) channels, no activation
+    output       depth_to_space(2) (Sony) / depth_to_space(3) (Fuji)  ->  3 channels
+
+Variables carry exactly the names of the released checkpoints
+(``g_conv1_1/weights`` ... and the four unscoped transposed-convolution
+filters ``Variable`` .. ``Variable_3``), so the network must be built at the
+root variable scope.  All variables are TF-Slim MODEL_VARIABLES.
+
+``g_add`` is a small residual head at packed resolution on the last decoder
+features and the base logits; its last layer is zero-initialised, so an
+untrained head reproduces the base output exactly.  It takes plain tensors,
+so a trainer can run the frozen base once, cache ``g_conv9_2`` and
+``g_conv10`` and feed them to :func:`g_add_head` through placeholders.
+
+Usage::
+
+    from sid_ft._tf import tf1
+    tf = tf1()
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.placeholder(tf.float32, [None, None, None, 4])
+        out, end_points = sid_network(x, camera='sony', g_add=GAddConfig(depth=2, width=24))
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+from sid_ft._tf import slim as _slim_module
+from sid_ft._tf import tf1
+
+tf = tf1()
+slim = _slim_module()
+
+__all__ = [
+    "CameraSpec",
+    "CAMERAS",
+    "GAddConfig",
+    "LEAKY_SLOPE",
+    "UPSAMPLE_FILTER_NAMES",
+    "camera_spec",
+    "lrelu",
+    "sid_arg_scope",
+    "sid_unet",
+    "g_add_head",
+    "sid_network",
+    "G_ADD_SCOPE",
+    "expected_variables",
+]
+
+LEAKY_SLOPE = 0.2
+"""Slope of SID's leaky ReLU: ``max(0.2 x, x)``."""
+
+G_ADD_SCOPE = "g_add"
+"""Every g_add variable lives under a scope whose name starts with this string."""
+
+UPSAMPLE_FILTER_NAMES = ("Variable", "Variable_1", "Variable_2", "Variable_3")
+"""Checkpoint names of the transposed-convolution filters of up6, up7, up8, up9."""
+
+_DOWN_WIDTHS = (32, 64, 128, 256, 512)  # levels 1..5
+_UP_WIDTHS = (256, 128, 64, 32)  # levels 6..9
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """How one SID model packs its RAW input and unpacks its output.
+
+    in_channels: channels of the packed input (4 for 2x2 Bayer, 9 for 6x6 X-Trans).
+    out_channels: channels of ``g_conv10`` (3 * scale**2).
+    scale: ``depth_to_space`` block size; output is ``scale`` times the packed size.
+    packing: name of the packing that produces the input.
+    """
+
+    in_channels: int
+    out_channels: int
+    scale: int
+    packing: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict of the fields."""
+        return asdict(self)
+
+
+CAMERAS: dict[str, CameraSpec] = {
+    "sony": CameraSpec(4, 12, 2, "bayer_2x2"),
+    "fuji": CameraSpec(9, 27, 3, "xtrans_6x6"),
+}
+"""The two released SID models, by lowercase camera name."""
+
+
+def camera_spec(camera: str) -> CameraSpec:
+    """The :class:`CameraSpec` for ``camera`` ('sony' or 'fuji', any case); ValueError otherwise."""
+    try:
+        return CAMERAS[str(camera).lower()]
+    except KeyError:
+        raise ValueError(f"unknown camera {camera!r}; expected one of {sorted(CAMERAS)}") from None
+
+
+@dataclass
+class GAddConfig:
+    """Shape of the g_add head.
+
+    depth: number of 3x3 conv + leaky ReLU layers (``g_add_conv1`` .. ``g_add_conv{depth}``), >= 0.
+    width: channels of each of those layers, >= 1.
+    """
+
+    depth: int = 2
+    width: int = 24
+
+    def __post_init__(self) -> None:
+        if int(self.depth) != self.depth or self.depth < 0:
+            raise ValueError(f"g_add depth must be an integer >= 0, got {self.depth!r}")
+        if int(self.width) != self.width or self.width < 1:
+            raise ValueError(f"g_add width must be an integer >= 1, got {self.width!r}")
+        self.depth = int(self.depth)
+        self.width = int(self.width)
+
+    def to_dict(self) -> dict:
+        """``{'depth': int, 'width': int}``."""
+        return {"depth": self.depth, "width": self.width}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "GAddConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError (a typo must not pass silently)."""
+        unknown = set(d) - {"depth", "width"}
+        if unknown:
+            raise ValueError(f"unknown g_add setting(s): {sorted(unknown)}")
+        return cls(**{k: d[k] for k in ("depth", "width") if k in d})
+
+
+def lrelu(x: tf.Tensor) -> tf.Tensor:
+    """SID's leaky ReLU, ``max(0.2 x, x)``."""
+    return tf.maximum(x * LEAKY_SLOPE, x)
+
+
+def sid_arg_scope(weights_initializer=None):
+    """The arg_scope holding SID's layer defaults.
+
+    conv2d: SAME padding, bias, leaky ReLU 0.2; max_pool2d: 2x2, stride 2, SAME.
+    ``weights_initializer`` defaults to tf-slim's (Xavier); the released weights
+    replace it anyway when a checkpoint is restored.
+    """
+    kwargs = {}
+    if weights_initializer is not None:
+        kwargs["weights_initializer"] = weights_initializer
+    with slim.arg_scope(
+        [slim.conv2d],
+        padding="SAME",
+        activation_fn=lrelu,
+        biases_initializer=tf.zeros_initializer(),
+        **kwargs,
+    ):
+        with slim.arg_scope([slim.max_pool2d], kernel_size=[2, 2], stride=2, padding="SAME") as sc:
+            return sc
+
+
+def _upsample_concat(net: tf.Tensor, skip: tf.Tensor, filter_name: str, end_points: dict,
+                     key: str) -> tf.Tensor:
+    """SID's upsampling: 2x2 stride-2 transposed conv (no bias) to the skip's shape, then concat.
+
+    net (N, h, w, C_in); skip (N, H, W, C_out) with h == ceil(H / 2).
+    The filter, shape [2, 2, C_out, C_in], is the model variable ``filter_name``
+    created at the current variable scope (root: the released names).
+    Returns (N, H, W, 2 * C_out): ``concat([upsampled, skip], axis=3)``.
+    """
+    in_ch = int(net.shape[-1])
+    out_ch = int(skip.shape[-1])
+    filt = slim.model_variable(
+        filter_name,
+        shape=[2, 2, out_ch, in_ch],
+        initializer=tf.truncated_normal_initializer(stddev=0.02),
+    )
+    skip_shape = tf.shape(skip)
+    output_shape = tf.stack([skip_shape[0], skip_shape[1], skip_shape[2], out_ch])
+    up = tf.nn.conv2d_transpose(net, filt, output_shape, strides=[1, 2, 2, 1], padding="SAME",
+                                name=key)
+    up.set_shape(skip.shape)
+    end_points[key] = up
+    return tf.concat([up, skip], axis=3, name=key + "_concat")
+
+
+def sid_unet(inputs: tf.Tensor, camera: str = "sony", reuse=None) -> tuple[tf.Tensor, dict]:
+    """SID's U-Net.
+
+    Args:
+      inputs: (N, h, w, C) float32 packed RAW, C = ``CAMERAS[camera].in_channels``;
+        h and w need not be multiples of 16.
+      camera: 'sony' or 'fuji' (see :data:`CAMERAS`).
+      reuse: variable reuse for the network's variables (None inherits, True, or
+        ``tf.AUTO_REUSE``), e.g. to build a second tower sharing the weights.
+
+    Returns:
+      output: (N, scale*h, scale*w, 3) float32, linear sRGB (not clipped).
+      end_points: dict with 'g_conv1_1' .. 'g_conv9_2', 'up6' .. 'up9',
+        'g_conv10' (N, h, w, out_channels, before depth_to_space) and 'output'.
+
+    Must be called at the root variable scope so the variables get the
+    released checkpoints' names.
+    """
+    spec = camera_spec(camera)
+    if inputs.shape.rank is not None and inputs.shape[-1] is not None \
+            and int(inputs.shape[-1]) != spec.in_channels:
+        raise ValueError(f"{camera} SID expects {spec.in_channels} input channels, "
+                         f"got input shape {inputs.shape}")
+    end_points: dict[str, tf.Tensor] = {}
+    with tf.variable_scope(tf.get_variable_scope(), reuse=reuse, auxiliary_name_scope=False):
+        with slim.arg_scope(sid_arg_scope()):
+            net = inputs
+            skips = []
+            for level, width in enumerate(_DOWN_WIDTHS, start=1):
+                for k in (1, 2):
+                    name = f"g_conv{level}_{k}"
+                    net = slim.conv2d(net, width, [3, 3], scope=name)
+                    end_points[name] = net
+                if level < 5:
+                    skips.append(net)
+                    net = slim.max_pool2d(net, scope=f"pool{level}")
+                    end_points[f"pool{level}"] = net
+            for i, (level, width) in enumerate(zip(range(6, 10), _UP_WIDTHS)):
+                skip = skips[-1 - i]
+                net = _upsample_concat(net, skip, UPSAMPLE_FILTER_NAMES[i], end_points, f"up{level}")
+                for k in (1, 2):
+                    name = f"g_conv{level}_{k}"
+                    net = slim.conv2d(net, width, [3, 3], scope=name)
+                    end_points[name] = net
+            logits = slim.conv2d(net, spec.out_channels, [1, 1], activation_fn=None, scope="g_conv10")
+            end_points["g_conv10"] = logits
+            output = tf.nn.depth_to_space(logits, spec.scale, name="depth_to_space")
+            end_points["output"] = output
+    return output, end_points
+
+
+def g_add_head(features: tf.Tensor, base_logits: tf.Tensor, config: GAddConfig | None = None,
+               camera: str = "sony", reuse=None) -> tuple[tf.Tensor, dict]:
+    """The g_add refinement head: a residual on the base logits at packed resolution.
+
+    Args:
+      features: (N, h, w, 32) float32, the base network's ``end_points['g_conv9_2']``
+        (or a placeholder fed with cached values).
+      base_logits: (N, h, w, out_channels) float32, ``end_points['g_conv10']``.
+      config: depth and width of the head (default ``GAddConfig()``: 2 x 24).
+      camera: 'sony' or 'fuji'; sets out_channels and the depth_to_space scale.
+      reuse: variable reuse for the head's variables.
+
+    Layers: concat([features, base_logits]) -> ``g_add_conv1`` .. ``g_add_conv{depth}``
+    (3x3, ``width`` channels, leaky ReLU 0.2) -> ``g_add_out`` (1x1 to out_channels,
+    weights and biases zero-initialised, no activation) = delta;
+    logits = base_logits + delta; output = depth_to_space(logits, scale).
+    Untrained, delta is exactly 0 and the output equals the base output bit for bit.
+
+    Returns:
+      output: (N, scale*h, scale*w, 3) float32.
+      end_points: 'g_add_conv1' .., 'g_add_delta', 'g_add_logits', 'output'.
+    """
+    config = GAddConfig() if config is None else config
+    spec = camera_spec(camera)
+    for tensor, channels, what in ((features, _UP_WIDTHS[-1], "features (g_conv9_2)"),
+                                   (base_logits, spec.out_channels, "base_logits (g_conv10)")):
+        if tensor.shape.rank is None or tensor.shape[-1] is None:
+            raise ValueError(f"g_add_head needs the channel count of {what} known statically")
+        if int(tensor.shape[-1]) != channels:
+            raise ValueError(f"{what} for {camera} must have {channels} channels, got shape {tensor.shape}")
+    end_points: dict[str, tf.Tensor] = {}
+    with tf.variable_scope(tf.get_variable_scope(), reuse=reuse, auxiliary_name_scope=False):
+        with slim.arg_scope(sid_arg_scope()):
+            net = tf.concat([features, base_logits], axis=3, name=G_ADD_SCOPE + "_input")
+            for i in range(1, config.depth + 1):
+                name = f"{G_ADD_SCOPE}_conv{i}"
+                net = slim.conv2d(net, config.width, [3, 3], scope=name)
+                end_points[name] = net
+            delta = slim.conv2d(net, spec.out_channels, [1, 1], activation_fn=None,
+                                weights_initializer=tf.zeros_initializer(),
+                                biases_initializer=tf.zeros_initializer(),
+                                scope=f"{G_ADD_SCOPE}_out")
+            end_points["g_add_delta"] = delta
+            logits = tf.add(base_logits, delta, name=f"{G_ADD_SCOPE}_logits")
+            end_points["g_add_logits"] = logits
+            output = tf.nn.depth_to_space(logits, spec.scale, name=f"{G_ADD_SCOPE}_depth_to_space")
+            end_points["output"] = output
+    return output, end_points
+
+
+def sid_network(inputs: tf.Tensor, camera: str = "sony", g_add: GAddConfig | None = None,
+                reuse=None) -> tuple[tf.Tensor, dict]:
+    """SID's U-Net, plus the g_add head when ``g_add`` is given.
+
+    Args:
+      inputs: (N, h, w, C) float32 packed RAW.
+      camera: 'sony' or 'fuji'.
+      g_add: head configuration, or None for plain SID.
+      reuse: variable reuse for all variables.
+
+    Returns:
+      output: (N, scale*h, scale*w, 3) float32 (the head's output when g_add is set).
+      end_points: everything :func:`sid_unet` returns, 'base_output' (the base
+        network's output), and with g_add the head's end points; 'output' is the
+        final output.
+    """
+    base_output, end_points = sid_unet(inputs, camera=camera, reuse=reuse)
+    end_points = dict(end_points)
+    end_points["base_output"] = base_output
+    if g_add is None:
+        return base_output, end_points
+    output, head_points = g_add_head(end_points["g_conv9_2"], end_points["g_conv10"], g_add,
+                                     camera=camera, reuse=reuse)
+    end_points.update(head_points)
+    return output, end_points
+
+
+def expected_variables(camera: str = "sony", g_add: GAddConfig | None = None) -> dict[str, list[int]]:
+    """Names and shapes of the model variables :func:`sid_network` creates, ``{name: shape}``.
+
+    Builds the network in a throwaway graph (no session, no weights).
+    """
+    spec = camera_spec(camera)
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [None, None, None, spec.in_channels])
+        sid_network(x, camera=camera, g_add=g_add)
+        return {v.op.name: v.shape.as_list() for v in slim.get_model_variables()}

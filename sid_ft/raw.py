@@ -1,0 +1,420 @@
+"""Reading camera RAW files for SID: open, check the sensor, pack, render, exposure.
+
+Everything is read from the file through rawpy (LibRaw); nothing assumes Sony
+constants.  The packing is SID's ``pack_raw`` generalised to any 2x2 Bayer
+layout and any per-colour black level:
+
+    channel k of the packed (H//2, W//2, 4) array holds the photosites whose
+    colour index (``raw.raw_colors_visible``, ``raw.color_desc`` == ``RGBG``) is
+    k: 0 R, 1 G (the green in the red rows), 2 B, 3 G2 (the green in the blue
+    rows); value = max(x - black[k], 0) / (white - black[k]) in float32.
+
+For an RGGB sensor this is exactly SID's order (top-left, top-right,
+bottom-right, bottom-left) and, with black 512 / white 16383, bit-identical to
+SID's ``pack_raw`` on the Sony A7S II.
+
+Facts about rawpy 0.28 / LibRaw 0.22 this module relies on (checked against
+rawpy's source and real files):
+
+* ``raw.raw_pattern`` is the pattern at ``raw.raw_image[0, 0]`` (margins
+  included), so for the *visible* image we use ``raw.raw_colors_visible``.
+* ``raw.black_level_per_channel`` is indexed by colour index, not position.
+* ``rawpy.imread`` only opens the file; decoding happens at the first data
+  access.  :func:`open_raw` calls ``unpack()`` at once, so truncated or
+  corrupted data fails there (``LibRawIOError`` / ``LibRawDataError``) and not
+  somewhere later.  Some truncated files with a lossy/compressed payload are
+  still decoded by LibRaw without an error (missing data filled in); that
+  cannot be detected from Python.
+* rawpy exposes no camera make/model; :class:`RawImage` reads them from the
+  TIFF header when the container is TIFF-based (DNG, ARW, NEF, CR2, ...).
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rawpy
+
+from sid_ft.errors import SidFtError
+
+RAW_EXTENSIONS: frozenset[str] = frozenset({
+    ".3fr", ".ari", ".arw", ".bay", ".cap", ".cr2", ".cr3", ".crw", ".dcr", ".dcs", ".dng",
+    ".drf", ".eip", ".erf", ".fff", ".iiq", ".k25", ".kdc", ".mdc", ".mef", ".mos", ".mrw",
+    ".nef", ".nrw", ".orf", ".pef", ".ptx", ".pxn", ".raf", ".raw", ".rw2", ".rwl", ".sr2",
+    ".srf", ".srw", ".x3f",
+})
+"""File extensions (lower case, with the dot) treated as camera RAW files."""
+
+BAYER_LAYOUTS = ("RGGB", "BGGR", "GRBG", "GBRG")
+
+# SID file names: <scene id>_<burst index>_<exposure seconds>s.<ext>, e.g. 00001_00_0.1s.ARW
+_SID_NAME = re.compile(r"^(?P<scene>\d+)_(?P<burst>\d+)_(?P<seconds>\d+(?:\.\d*)?|\.\d+)s"
+                       r"(?:\.[A-Za-z][A-Za-z0-9]*)?$")
+
+_COLOUR_LETTERS = "RGBG"  # colour index -> letter (raw.color_desc for Bayer RGB sensors)
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"GIF8", "a GIF image"),
+    (b"RIFF", "a RIFF (WebP/AVI/WAV) file"),
+)
+
+
+# --------------------------------------------------------------------------- opening
+
+def _sniff(path: Path) -> str | None:
+    """Name a common non-RAW format from the first bytes, or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return what
+    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypavif", b"ftypmif1"):
+        return "a HEIF/AVIF image"
+    return None
+
+
+def open_raw(path: str | os.PathLike) -> rawpy.RawPy:
+    """Open and decode a camera RAW file.
+
+    Returns an unpacked ``rawpy.RawPy``; use it as a context manager (or call
+    ``close()``).  Raises :class:`SidFtError` naming the path for a missing file,
+    a folder, an empty file, a file that is not a RAW format LibRaw reads
+    (including JPEG/PNG images with a RAW extension), and truncated or corrupted
+    RAW data.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise SidFtError(path, "no such file")
+    if p.is_dir():
+        raise SidFtError(path, "is a folder, expected a camera RAW file")
+    try:
+        size = p.stat().st_size
+        with open(p, "rb"):
+            pass
+    except OSError as err:
+        raise SidFtError(path, f"cannot read the file: {err.strerror or err}") from err
+    if size == 0:
+        raise SidFtError(path, "file is empty (0 bytes)")
+
+    try:
+        raw = rawpy.imread(os.fspath(p))
+    except rawpy.LibRawFileUnsupportedError as err:
+        what = _sniff(p)
+        if what:
+            raise SidFtError(path, f"is {what}, not a camera RAW file") from err
+        raise SidFtError(path, "not a camera RAW file LibRaw can read "
+                               "(unsupported format, or a truncated/corrupted file)") from err
+    except rawpy.LibRawError as err:
+        raise SidFtError(path, f"cannot open as a camera RAW file ({_libraw_message(err)})") from err
+    try:
+        raw.unpack()
+    except rawpy.LibRawError as err:
+        raw.close()
+        raise SidFtError(path, "RAW data is truncated or corrupted, LibRaw could not decode it "
+                               f"({_libraw_message(err)})") from err
+    return raw
+
+
+def _libraw_message(err: Exception) -> str:
+    msg = err.args[0] if err.args else err
+    if isinstance(msg, bytes):
+        msg = msg.decode("utf-8", "replace")
+    return f"{type(err).__name__}: {msg}"
+
+
+# --------------------------------------------------------------------------- sensor layout
+
+def _bayer_tile(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> np.ndarray:
+    """(2, 2) colour indices of the visible image's top-left tile; SidFtError for non-Bayer sensors."""
+    where = path if path is not None else "RAW image"
+    if raw.raw_type != rawpy.RawType.Flat or raw.raw_image.ndim != 2:
+        raise SidFtError(where, "holds demosaiced or multi-layer RGB data (a linear DNG, a Foveon sensor "
+                                "or a reduced-size sRAW), not a Bayer mosaic; SID needs the sensor's "
+                                "Bayer mosaic")
+    if raw.num_colors == 1:
+        raise SidFtError(where, "is a monochrome sensor (1 colour, no colour filter array); "
+                                "SID needs a colour Bayer mosaic")
+    try:
+        pattern = raw.raw_pattern
+    except NotImplementedError as err:  # unusual LibRaw 'filters' values
+        raise SidFtError(where, f"has a colour filter array rawpy cannot describe ({err})") from err
+    if pattern is None:
+        raise SidFtError(where, "has no colour filter array pattern; not a Bayer mosaic")
+    if pattern.shape == (6, 6):
+        raise SidFtError(where, "is a Fujifilm X-Trans sensor (6x6 colour filter array), not a 2x2 "
+                                "Bayer sensor; Fuji support is a separate feature")
+    if pattern.shape != (2, 2):
+        raise SidFtError(where, f"has a {pattern.shape[0]}x{pattern.shape[1]} colour filter array "
+                                f"{pattern.tolist()}, not a 2x2 Bayer pattern")
+    desc = raw.color_desc.decode("ascii", "replace") if isinstance(raw.color_desc, bytes) else str(raw.color_desc)
+    if desc != "RGBG":
+        raise SidFtError(where, f"has a {desc} colour filter, not an RGB Bayer sensor")
+    visible = raw.raw_colors_visible
+    if visible.shape[0] < 2 or visible.shape[1] < 2:
+        raise SidFtError(where, f"visible image {visible.shape} is smaller than one 2x2 tile")
+    tile = np.array(visible[:2, :2], dtype=np.uint8)
+    if sorted(tile.ravel().tolist()) == [0, 1, 1, 2]:  # 3-colour file without a separate G2 index
+        for r in range(2):
+            if 2 in tile[r]:
+                tile[r][tile[r] == 1] = 3
+    if sorted(tile.ravel().tolist()) != [0, 1, 2, 3] or tile[0, 0] + tile[1, 1] not in (2, 4):
+        raise SidFtError(where, f"colour filter tile {tile.tolist()} is not a Bayer layout (R, G, B, G)")
+    return tile
+
+
+def tile_to_layout(tile: np.ndarray) -> str:
+    """'RGGB' | 'BGGR' | 'GRBG' | 'GBRG' for a (2, 2) array of colour indices (positions TL, TR, BL, BR)."""
+    return "".join(_COLOUR_LETTERS[int(c)] for c in np.asarray(tile).ravel())
+
+
+def cfa_pattern(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> str:
+    """Bayer layout of the visible mosaic: 'RGGB' | 'BGGR' | 'GRBG' | 'GBRG' (positions TL, TR, BL, BR).
+
+    Raises :class:`SidFtError` (naming ``path`` when given) for non-Bayer
+    sensors: X-Trans, Foveon / linear DNG, monochrome, CMYG.
+    """
+    return tile_to_layout(_bayer_tile(raw, path))
+
+
+# --------------------------------------------------------------------------- packing
+
+def pack_mosaic(mosaic: np.ndarray, raw_colors: np.ndarray,
+                black_level_per_channel, white_level: float) -> np.ndarray:
+    """Pack a Bayer mosaic into SID's 4-channel half-resolution input.
+
+    Args:
+        mosaic: (H, W) sensor values (any numeric dtype).  Odd H or W: the last
+            row/column is dropped.
+        raw_colors: (H, W) or (2, 2) colour indices (0 R, 1 G, 2 B, 3 G2) of the
+            mosaic's positions; only the top-left 2x2 tile is used (a Bayer
+            pattern repeats every 2 pixels).
+        black_level_per_channel: 4 black levels indexed by colour index.
+        white_level: saturation level.
+
+    Returns:
+        (H//2, W//2, 4) float32; channel k = colour index k, computed in float32
+        as ``max(x - black[k], 0) / (white - black[k])`` (not clipped above, like SID).
+    """
+    mosaic = np.asarray(mosaic)
+    if mosaic.ndim != 2:
+        raise ValueError(f"mosaic must be (H, W), got shape {mosaic.shape}")
+    tile = np.asarray(raw_colors)[:2, :2]
+    if tile.shape != (2, 2) or sorted(tile.ravel().tolist()) != [0, 1, 2, 3]:
+        raise ValueError(f"raw_colors must give a Bayer tile with colour indices 0..3, got {tile.tolist()}")
+    black = np.asarray(black_level_per_channel, dtype=np.float64).ravel()
+    if black.shape != (4,):
+        raise ValueError(f"black_level_per_channel must have 4 values, got {black_level_per_channel!r}")
+    h, w = mosaic.shape[0] // 2, mosaic.shape[1] // 2
+    out = np.empty((h, w, 4), dtype=np.float32)
+    for i in range(2):
+        for j in range(2):
+            k = int(tile[i, j])
+            scale = float(white_level) - black[k]
+            if not scale > 0:
+                raise ValueError(f"white level {white_level} is not above black level {black[k]}")
+            plane = mosaic[i:2 * h:2, j:2 * w:2].astype(np.float32)
+            np.subtract(plane, np.float32(black[k]), out=plane)
+            np.maximum(plane, np.float32(0), out=plane)
+            np.divide(plane, np.float32(scale), out=out[:, :, k])
+    return out
+
+
+def pack_raw(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> np.ndarray:
+    """SID's ``pack_raw`` for any Bayer layout: (H//2, W//2, 4) float32 from ``raw.raw_image_visible``.
+
+    Channel order R, G, B, G2 by colour index; levels from
+    ``raw.black_level_per_channel`` and ``raw.white_level``.  :class:`SidFtError`
+    (naming ``path`` when given) for non-Bayer sensors or unusable levels.
+    """
+    tile = _bayer_tile(raw, path)
+    black = raw.black_level_per_channel
+    white = raw.white_level
+    if not all(white > b for b in black):
+        raise SidFtError(path if path is not None else "RAW image",
+                         f"white level {white} is not above the black levels {list(black)}")
+    return pack_mosaic(raw.raw_image_visible, tile, black, white)
+
+
+# --------------------------------------------------------------------------- loading
+
+@dataclass
+class RawImage:
+    """A packed RAW file and what later steps need from it.
+
+    ``packed`` is (h, w, 4) float32 (see :func:`pack_raw`); ``exposure_s`` in
+    seconds or None; ``cfa`` the Bayer layout; ``black_level`` per colour index
+    (R, G, B, G2); ``visible_size`` (H, W) of the mosaic; ``camera`` "Make Model"
+    when the file says (TIFF-based containers), else "".
+    """
+    path: str
+    packed: np.ndarray
+    exposure_s: float | None
+    cfa: str
+    black_level: tuple[float, float, float, float]
+    white_level: float
+    visible_size: tuple[int, int]
+    camera: str
+
+
+def camera_name(path: str | os.PathLike) -> str:
+    """"Make Model" from the TIFF header of TIFF-based RAW files (DNG, ARW, NEF, CR2...), else ""."""
+    try:
+        import tifffile
+        with tifffile.TiffFile(os.fspath(path)) as tif:
+            tags = tif.pages[0].tags
+            parts = []
+            for name in ("Make", "Model"):
+                tag = tags.get(name)
+                if tag is not None and isinstance(tag.value, str) and tag.value.strip():
+                    parts.append(tag.value.strip().strip("\x00"))
+    except Exception:  # noqa: BLE001 - not a TIFF container: the name is optional
+        return ""
+    if len(parts) == 2 and parts[1].lower().startswith(parts[0].lower()):
+        return parts[1]
+    return " ".join(parts)
+
+
+def load_raw(path: str | os.PathLike) -> RawImage:
+    """Open ``path``, pack it (:func:`pack_raw`), read levels and exposure, close it.
+
+    Raises :class:`SidFtError` for every problem with the file.
+    """
+    with open_raw(path) as raw:
+        try:
+            tile = _bayer_tile(raw, path)
+            packed = pack_raw(raw, path)
+            black = tuple(float(b) for b in raw.black_level_per_channel)
+            white = float(raw.white_level)
+            visible = tuple(int(s) for s in raw.raw_image_visible.shape[:2])
+            exposure = exposure_time(path, raw)
+        except rawpy.LibRawError as err:
+            raise SidFtError(path, f"RAW data is truncated or corrupted ({_libraw_message(err)})") from err
+    return RawImage(path=os.fspath(path), packed=packed, exposure_s=exposure, cfa=tile_to_layout(tile),
+                    black_level=black, white_level=white, visible_size=visible, camera=camera_name(path))
+
+
+# --------------------------------------------------------------------------- ground truth
+
+def _unstretch(rgb: np.ndarray, axis: int, size: int, pixel_aspect: float) -> np.ndarray:
+    """Undo LibRaw's pixel-aspect stretch along ``axis``: linear interpolation back to ``size`` samples.
+
+    LibRaw (``stretch()``) resamples the stretched axis linearly, output sample
+    j taken at source position j / a (a = pixel_aspect, or 1 / pixel_aspect for
+    a height stretch).  Source sample c therefore sits at stretched position c * a.
+    """
+    a = pixel_aspect if axis == 1 else 1.0 / pixel_aspect
+    n = rgb.shape[axis]
+    pos = np.arange(size, dtype=np.float64) * a
+    lo = np.clip(np.floor(pos).astype(np.int64), 0, n - 1)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = np.clip(pos - lo, 0.0, 1.0).astype(np.float32)
+    shape = [1, 1, 1]
+    shape[axis] = size
+    frac = frac.reshape(shape)
+    return np.take(rgb, lo, axis=axis) * (1 - frac) + np.take(rgb, hi, axis=axis) * frac
+
+
+def render_reference(path: str | os.PathLike) -> np.ndarray:
+    """SID ground truth of a (long-exposure) RAW file.
+
+    LibRaw ``postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True,
+    output_bps=16)`` / 65535 as float32, like SID, with two alignment rules so
+    that the result lies exactly on the packed input's footprint:
+
+    * ``user_flip=0``: the image stays in sensor orientation (no EXIF rotation),
+      like the packed mosaic.
+    * Non-square pixels (``raw.sizes.pixel_aspect`` != 1, e.g. Kodak DC120 at
+      about 1.53): LibRaw stretches its rendering; it is resampled back to the
+      mosaic's size by linear interpolation along the stretched axis.
+
+    Returns (2*h, 2*w, 3) float32 in [0, 1], (h, w) = packed size.  Raises
+    :class:`SidFtError` for unreadable or non-Bayer files and when LibRaw's
+    rendering cannot be mapped onto the mosaic (e.g. Fuji SuperCCD's 45° layout).
+    """
+    with open_raw(path) as raw:
+        try:
+            _bayer_tile(raw, path)
+            vis_h, vis_w = raw.raw_image_visible.shape[:2]
+            aspect = float(raw.sizes.pixel_aspect)
+            rgb = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True,
+                                  output_bps=16, user_flip=0)
+        except rawpy.LibRawError as err:
+            raise SidFtError(path, f"LibRaw could not render the file ({_libraw_message(err)})") from err
+    img = rgb.astype(np.float32) / np.float32(65535.0)
+    h, w = img.shape[:2]
+    if (h, w) != (vis_h, vis_w) and aspect != 1.0 and math.isfinite(aspect) and aspect > 0:
+        if aspect > 1 and h == vis_h and w == int(vis_w * aspect + 0.5):
+            img = _unstretch(img, 1, vis_w, aspect)
+        elif aspect < 1 and w == vis_w and h == int(vis_h / aspect + 0.5):
+            img = _unstretch(img, 0, vis_h, aspect)
+        h, w = img.shape[:2]
+    if (h, w) != (vis_h, vis_w):
+        raise SidFtError(path, f"LibRaw renders {h}x{w} pixels from a {vis_h}x{vis_w} mosaic (pixel aspect "
+                               f"{aspect:g}); the rendering cannot be aligned with the packed input")
+    out_h, out_w = 2 * (vis_h // 2), 2 * (vis_w // 2)
+    return np.ascontiguousarray(img[:out_h, :out_w], dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- exposure
+
+def sid_name_parts(path: str | os.PathLike) -> tuple[str, str, float] | None:
+    """(scene id, burst index, exposure seconds) from a SID file name, or None.
+
+    SID names are ``<scene>_<burst>_<seconds>s.<ext>``: ``00001_00_0.1s.ARW`` ->
+    ('00001', '00', 0.1).  Any folder and extension; digits counts not enforced.
+    """
+    m = _SID_NAME.match(Path(os.fspath(path)).name)
+    if m is None:
+        return None
+    seconds = float(m.group("seconds"))
+    if not seconds > 0:
+        return None
+    return m.group("scene"), m.group("burst"), seconds
+
+
+def exposure_from_name(path: str | os.PathLike) -> float | None:
+    """Exposure time in seconds from a SID file name (``00001_00_0.1s.ARW`` -> 0.1), else None."""
+    parts = sid_name_parts(path)
+    return None if parts is None else parts[2]
+
+
+def exposure_time(path: str | os.PathLike, raw: rawpy.RawPy | None = None) -> float | None:
+    """Exposure in seconds: from the SID file name, else ``raw.other.shutter_speed`` when > 0, else None.
+
+    ``raw`` is an already open file for ``path``; without it the file is opened
+    (:func:`open_raw`) only when the name does not tell.
+    """
+    seconds = exposure_from_name(path)
+    if seconds is not None:
+        return seconds
+    if raw is None:
+        with open_raw(path) as opened:
+            return exposure_time(path, opened)
+    shutter = float(raw.other.shutter_speed)
+    if not (math.isfinite(shutter) and shutter > 0):
+        return None
+    # LibRaw stores a float32: give its shortest decimal (0.1, not 0.10000000149) so ratios come out round
+    return float(str(np.float32(shutter)))
+
+
+def exposure_ratio(short_s: float | None, long_s: float | None, cap: float = 300.0) -> float:
+    """SID's amplification ratio ``min(long / short, cap)``.
+
+    Raises :class:`SidFtError` when an exposure is unknown (None), not positive,
+    or the cap is not positive.
+    """
+    for name, value in (("short", short_s), ("long", long_s), ("cap", cap)):
+        if value is None or not (isinstance(value, (int, float, np.floating, np.integer))
+                                 and math.isfinite(float(value)) and value > 0):
+            raise SidFtError(None, f"{name} exposure {value!r} is not a positive number of seconds"
+                             if name != "cap" else f"ratio cap {value!r} is not a positive number")
+    return min(float(long_s) / float(short_s), float(cap))

@@ -1,0 +1,162 @@
+"""sid_ft.model: the SID U-Net's variables, shapes and the g_add head's identity start."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sid_ft._tf import slim as _slim_module
+from sid_ft._tf import tf1
+from sid_ft.model import (CAMERAS, UPSAMPLE_FILTER_NAMES, GAddConfig, expected_variables, g_add_head,
+                          sid_network, sid_unet)
+try:  # `python -m pytest` from the repo root
+    from tests.sid_reference import builtin_layout
+except ImportError:  # plain `pytest`: tests/ itself is on sys.path
+    from sid_reference import builtin_layout
+
+tf = tf1()
+slim = _slim_module()
+
+
+def _session():
+    return tf.Session(config=tf.ConfigProto(intra_op_parallelism_threads=2, inter_op_parallelism_threads=1))
+
+
+@pytest.mark.parametrize("camera,key", [("sony", "Sony"), ("fuji", "Fuji")])
+def test_base_variables_equal_released_checkpoint_layout(shared_dir, camera, key):
+    with open(shared_dir / "reference" / "sid_released_checkpoints.json") as f:
+        released = json.load(f)[key]["model"]
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [None, None, None, CAMERAS[camera].in_channels])
+        sid_unet(x, camera=camera)
+        ours = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+        model_vars = {v.op.name for v in slim.get_model_variables()}
+    assert ours == released
+    assert model_vars == set(released)  # every variable is a MODEL_VARIABLE (what restore uses)
+
+
+@pytest.mark.parametrize("camera,key", [("sony", "Sony"), ("fuji", "Fuji")])
+def test_builtin_layout_of_test_helper_equals_json(shared_dir, camera, key):
+    with open(shared_dir / "reference" / "sid_released_checkpoints.json") as f:
+        released = json.load(f)[key]
+    layout = builtin_layout(camera)
+    assert layout["model"] == released["model"]
+    assert layout["other"] == sorted(released["other"])
+
+
+@pytest.mark.parametrize("camera,shape", [("sony", (1, 40, 56, 4)), ("sony", (2, 37, 45, 4)),
+                                          ("fuji", (1, 21, 27, 9))])
+def test_output_shape_for_any_input_size(camera, shape):
+    spec = CAMERAS[camera]
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [None, None, None, spec.in_channels])
+        out, ep = sid_unet(x, camera=camera)
+        with _session() as sess:
+            sess.run(tf.global_variables_initializer())
+            y, logits = sess.run([out, ep["g_conv10"]], {x: np.random.default_rng(0).random(shape, np.float32)})
+    n, h, w, _ = shape
+    assert y.shape == (n, spec.scale * h, spec.scale * w, 3)
+    assert logits.shape == (n, h, w, spec.out_channels)
+    assert np.isfinite(y).all()
+
+
+def test_end_points_and_upsampling_filters():
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [None, None, None, 4])
+        out, ep = sid_network(x, g_add=GAddConfig(depth=1, width=8))
+        names = [v.op.name for v in tf.global_variables()]
+        convs = [f"g_conv{lvl}_{k}" for lvl in range(1, 10) for k in (1, 2)] + ["g_conv10"]
+        assert all(name in ep for name in convs + ["output", "base_output", "g_add_logits"])
+        assert ep["output"] is out and ep["base_output"] is not out
+        assert int(ep["g_conv9_2"].shape[-1]) == 32
+        for name in UPSAMPLE_FILTER_NAMES:
+            assert name in names
+        # no auto-uniquified extra filters such as Variable_4
+        assert not [n for n in names if n.startswith("Variable") and n not in UPSAMPLE_FILTER_NAMES]
+
+
+def test_untrained_g_add_output_equals_base_output_exactly():
+    with tf.Graph().as_default():
+        tf.set_random_seed(1)
+        x = tf.placeholder(tf.float32, [None, None, None, 4])
+        out, ep = sid_network(x, g_add=GAddConfig(depth=2, width=24))
+        with _session() as sess:
+            sess.run(tf.global_variables_initializer())
+            y, base = sess.run([out, ep["base_output"]], {x: np.random.default_rng(1).random((1, 40, 56, 4),
+                                                                                             np.float32)})
+    assert np.abs(base).max() > 0  # a non-trivial base output
+    assert np.array_equal(y, base)
+
+
+def test_g_add_head_on_placeholders_is_residual_and_scoped():
+    rng = np.random.default_rng(2)
+    feats = rng.standard_normal((2, 9, 11, 32)).astype(np.float32)
+    logits = rng.standard_normal((2, 9, 11, 27)).astype(np.float32)
+    with tf.Graph().as_default():
+        f = tf.placeholder(tf.float32, [None, None, None, 32])
+        b = tf.placeholder(tf.float32, [None, None, None, 27])
+        out, ep = g_add_head(f, b, GAddConfig(depth=3, width=5), camera="fuji")
+        names = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+        trainable = {v.op.name for v in tf.trainable_variables()}
+        model_vars = {v.op.name for v in slim.get_model_variables()}
+        with _session() as sess:
+            sess.run(tf.global_variables_initializer())
+            y0 = sess.run(out, {f: feats, b: logits})
+            expected = sess.run(tf.nn.depth_to_space(logits, 3))
+            # once the last layer is non-zero, the head changes the output
+            out_w = [v for v in tf.global_variables() if v.op.name == "g_add_out/weights"][0]
+            sess.run(out_w.assign(tf.fill(out_w.shape, 0.01)))
+            y1 = sess.run(out, {f: feats, b: logits})
+    assert all(n.startswith("g_add") for n in names)
+    assert set(names) == trainable == model_vars
+    assert names["g_add_conv1/weights"] == [3, 3, 32 + 27, 5]
+    assert names["g_add_conv3/weights"] == [3, 3, 5, 5]
+    assert names["g_add_out/weights"] == [1, 1, 5, 27]
+    assert len(names) == 2 * (3 + 1)
+    assert y0.shape == (2, 27, 33, 3)
+    assert np.array_equal(y0, expected)
+    assert not np.allclose(y1, expected)
+
+
+def test_g_add_head_rejects_wrong_channels():
+    with tf.Graph().as_default():
+        f = tf.placeholder(tf.float32, [None, None, None, 32])
+        b = tf.placeholder(tf.float32, [None, None, None, 12])
+        with pytest.raises(ValueError, match="27 channels"):
+            g_add_head(f, b, GAddConfig(), camera="fuji")
+
+
+def test_sid_unet_rejects_wrong_input_channels():
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [None, None, None, 9])
+        with pytest.raises(ValueError, match="4 input channels"):
+            sid_unet(x, camera="sony")
+
+
+def test_reuse_shares_every_variable():
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [None, None, None, 4])
+        sid_network(x, g_add=GAddConfig(depth=1, width=4))
+        n_before = len(tf.global_variables())
+        sid_network(x, g_add=GAddConfig(depth=1, width=4), reuse=True)
+        assert len(tf.global_variables()) == n_before
+
+
+def test_gadd_config_validation_and_round_trip():
+    cfg = GAddConfig(depth=3, width=16)
+    assert GAddConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError):
+        GAddConfig(depth=-1)
+    with pytest.raises(ValueError):
+        GAddConfig(width=0)
+    with pytest.raises(ValueError, match="unknown"):
+        GAddConfig.from_dict({"depth": 2, "widht": 3})
+
+
+def test_expected_variables_counts_head():
+    base = expected_variables("sony")
+    full = expected_variables("sony", GAddConfig(depth=2, width=24))
+    assert len(base) == 42
+    assert set(full) - set(base) == {f"g_add_{s}/{t}" for s in ("conv1", "conv2", "out")
+                                     for t in ("weights", "biases")}

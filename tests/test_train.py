@@ -1,0 +1,205 @@
+"""Fine-tuning: end to end from a released-layout checkpoint, resume, kill -9, cache equivalence."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sid_ft._tf import tf1
+from sid_ft.dng import write_dng
+from sid_ft.train import TrainOptions, build_train_graph, feed_for, train
+from sid_ft.model import GAddConfig
+from sid_ft.sampling import Patch
+from sid_ft import checkpoint as ckpt
+
+from tests.sid_reference import write_released_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_pairs_tree(root: Path, scenes=("00001", "00002"), shape=(64, 96), seed=0) -> Path:
+    """A tiny SID-layout dataset of real DNG files: smooth scenes, long 10 s, short 0.1 s (ratio 100)."""
+    rng = np.random.default_rng(seed)
+    (root / "short").mkdir(parents=True)
+    (root / "long").mkdir(parents=True)
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    for k, scene in enumerate(scenes):
+        base = 0.2 + 0.6 * (0.5 + 0.5 * np.sin(6 * xx + 4 * yy + k))
+        long = (512 + base * (16383 - 512) * 0.8).astype(np.uint16)
+        short_signal = base * (16383 - 512) * 0.8 / 100
+        short = np.clip(512 + short_signal + rng.normal(0, 2, size=shape), 0, 16383).astype(np.uint16)
+        write_dng(root / "long" / f"{scene}_00_10s.dng", long, cfa="RGGB", black_level=512, white_level=16383,
+                  exposure_time=10.0)
+        write_dng(root / "short" / f"{scene}_00_0.1s.dng", short, cfa="RGGB", black_level=512, white_level=16383,
+                  exposure_time=0.1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory) -> str:
+    d = tmp_path_factory.mktemp("released_sony")
+    return write_released_checkpoint(d, camera="sony", seed=3)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_pairs_tree(tmp_path_factory.mktemp("pairs") / "data")
+
+
+def _opts(dataset: Path, pretrained: str, train_dir: Path, **kw) -> TrainOptions:
+    base = dict(dataset_dir=str(dataset), pretrained=pretrained, train_dir=str(train_dir), steps=6, patch_size=16,
+                save_every=1000, log_every=1, progress=False, g_add_width=8, lr=1e-3)
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+def test_end_to_end_keeps_base_and_adds_g_add(dataset, pretrained, tmp_path):
+    result = train(_opts(dataset, pretrained, tmp_path / "run"), report=lambda m: None)
+    assert result.mode == "cached" and result.global_step == 6
+    tf = tf1()
+    assert tf.train.latest_checkpoint(str(tmp_path / "run")) == result.checkpoint
+    before = tf.train.load_checkpoint(pretrained)
+    after = tf.train.load_checkpoint(result.checkpoint)
+    shapes = after.get_variable_to_shape_map()
+    released = json.loads((ROOT.parent / "shared/reference/sid_released_checkpoints.json").read_text())["Sony"][
+        "model"] if (ROOT.parent / "shared").is_dir() else None
+    base_names = [n for n in before.get_variable_to_shape_map() if ckpt.classify_tensor(n) == "base"]
+    assert len(base_names) == 42
+    if released is not None:
+        assert sorted(base_names) == sorted(released)
+    for name in base_names:
+        np.testing.assert_array_equal(after.get_tensor(name), before.get_tensor(name), err_msg=name)
+    g_add = [n for n in shapes if n.startswith("g_add") and "Adam" not in n]
+    assert g_add, "the fine-tuned checkpoint has no g_add tensors"
+    assert any(np.abs(after.get_tensor(n)).max() > 0 for n in g_add if n.startswith("g_add_out"))
+    assert "global_step" in shapes and int(after.get_tensor("global_step")) == 6
+    assert any(n.endswith("/Adam") for n in shapes if n.startswith("g_add"))
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == list(range(1, 7))
+    assert all({"step", "loss", "lr", "step_time_s"} <= set(r) for r in lines)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["mode"] == "cached" and len(config["pairs"]) == 2
+    assert list((tmp_path / "run").glob("events.out.tfevents.*"))
+
+
+def test_loss_goes_down(dataset, pretrained, tmp_path):
+    train(_opts(dataset, pretrained, tmp_path / "run", steps=120, lr=3e-3, lr_decay_step=1000, log_every=1),
+          report=lambda m: None)
+    losses = [json.loads(x)["loss"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert np.mean(losses[-20:]) < 0.7 * np.mean(losses[:10])
+
+
+def test_resume_continues_step_count(dataset, pretrained, tmp_path):
+    messages: list[str] = []
+    train(_opts(dataset, pretrained, tmp_path / "run", steps=3), report=messages.append)
+    result = train(_opts(dataset, pretrained, tmp_path / "run", steps=5, pretrained="/nonexistent"),
+                   report=messages.append)
+    assert result.resumed and result.global_step == 5
+    assert any("resuming from" in m for m in messages)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]
+
+
+def test_same_update_with_and_without_feature_cache(pretrained):
+    """The cache is an optimisation: from the same patch, 'cached' and 'frozen' make the same updates."""
+    tf = tf1()
+    rng = np.random.default_rng(0)
+    packed = rng.uniform(0, 0.01, size=(24, 24, 4)).astype(np.float32)
+    gt = rng.uniform(0, 1, size=(48, 48, 3)).astype(np.float32)
+    flags = np.array([True, False, True])
+    ratio = 50.0
+    cfg = GAddConfig(depth=2, width=8)
+    results = {}
+    for mode in ("frozen", "cached"):
+        tg = build_train_graph("sony", cfg, mode, ["g_add"], 1e-3, 1000, 0.1)
+        with tg.graph.as_default(), tf.Session(graph=tg.graph) as sess:
+            tf.set_random_seed(0)
+            ckpt.restore_pretrained(sess, pretrained)
+            head_vars = [v for v in tf.global_variables() if v.op.name.startswith("g_add") and "Adam" not in v.op.name]
+            # same starting head for both modes
+            for i, v in enumerate(head_vars):
+                v.load(np.random.default_rng(i).normal(0, 0.05, v.shape.as_list()).astype(np.float32), sess)
+            if mode == "cached":
+                feats, logits = sess.run(tg.base_features, {tg.inputs["image"]: np.minimum(packed * ratio, 1)[None]})
+                patch = Patch(0, [feats[0], logits[0]], gt, ratio, flags)
+            else:
+                patch = Patch(0, [packed], gt, ratio, flags)
+            losses = [sess.run([tg.train_op, tg.loss], feed_for(tg, patch, ratio))[1] for _ in range(3)]
+            results[mode] = (losses, {v.op.name: sess.run(v) for v in head_vars})
+    np.testing.assert_allclose(results["frozen"][0], results["cached"][0], rtol=1e-5)
+    for name, value in results["frozen"][1].items():
+        np.testing.assert_allclose(results["cached"][1][name], value, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_only_g_add_changes_and_full_mode_changes_base(dataset, pretrained, tmp_path):
+    result = train(_opts(dataset, pretrained, tmp_path / "all", steps=2, trainable_scopes="all"), report=lambda m: None)
+    assert result.mode == "full"
+    tf = tf1()
+    before, after = tf.train.load_checkpoint(pretrained), tf.train.load_checkpoint(result.checkpoint)
+    assert not np.array_equal(before.get_tensor("g_conv1_1/weights"), after.get_tensor("g_conv1_1/weights"))
+
+
+def test_patch_larger_than_image_is_a_clear_error(dataset, pretrained, tmp_path):
+    from sid_ft.errors import SidFtError
+
+    with pytest.raises(SidFtError, match="patch size 64 is larger"):
+        train(_opts(dataset, pretrained, tmp_path / "run", patch_size=64), report=lambda m: None)
+
+
+def test_bad_files_are_skipped_and_named(dataset, pretrained, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data)
+    (data / "short" / "00003_00_0.1s.dng").write_bytes(b"not a raw file at all" * 10)
+    (data / "long" / "00003_00_10s.dng").write_bytes(b"")
+    (data / "short" / "00004_00_0.1s.dng").write_bytes(b"x")  # no long partner
+    messages: list[str] = []
+    result = train(_opts(data, pretrained, tmp_path / "run", steps=1), report=messages.append)
+    assert result.global_step == 1
+    text = "\n".join(messages)
+    assert "00003_00_0.1s.dng" in text and "00004_00_0.1s.dng" in text
+
+
+def test_missing_pretrained_is_an_error_not_random_weights(dataset, tmp_path):
+    from sid_ft.errors import SidFtError
+
+    with pytest.raises(SidFtError, match="nowhere"):
+        train(_opts(dataset, str(tmp_path / "nowhere"), tmp_path / "run"), report=lambda m: None)
+
+
+def test_kill_9_during_training_resumes(dataset, pretrained, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, str(ROOT / "scripts" / "train_finetune.py"), "--dataset-dir", str(dataset),
+           "--pretrained", pretrained, "--train-dir", str(run), "--steps", "100000", "--patch-size", "16",
+           "--save-every", "3", "--g-add-width", "8", "--no-progress"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    tf = tf1()
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            latest = tf.train.latest_checkpoint(str(run))
+            if latest and int(latest.rsplit("-", 1)[1]) >= 6:
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"trainer exited early: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+        else:
+            pytest.fail("no checkpoint written in time")
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    latest = tf.train.latest_checkpoint(str(run))
+    reached = int(latest.rsplit("-", 1)[1])
+    result = train(_opts(dataset, pretrained, run, steps=reached + 2), report=lambda m: None)
+    assert result.resumed and result.global_step == reached + 2
