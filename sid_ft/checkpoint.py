@@ -15,33 +15,37 @@ Vocabulary and behaviour follow TF-Slim's ``train_image_classifier.py``:
   has none and is recognised from its tensors as plain SID.
 
 Crash safety of :func:`save_checkpoint` (kill -9 at any moment leaves the
-previous checkpoint loadable) -- how tf.compat.v1.train.Saver writes a V2
+previous checkpoint loadable).  How ``tf.compat.v1.train.Saver`` writes a V2
 checkpoint, read from TF 2.21's saver.py / checkpoint_management.py and
-tensor_bundle.cc (MergeBundles):
+tensor_bundle.cc (BundleWriter::Finish, MergeBundles), and checked by
+killing a saving process at random moments:
 
-1. each shard is written under ``<prefix>_temp/part-*``;
-2. ``MergeV2Checkpoints`` renames the data file(s) to
-   ``<prefix>.data-?????-of-?????`` and then writes ``<prefix>.index`` *in
-   place* (not via a temporary file), and removes ``<prefix>_temp``;
+1. the tensors go to ``<prefix>.data-00000-of-00001.tempstate<random>``
+   (a sharded Saver: ``<prefix>_temp/part-*``, merged afterwards);
+2. the data file is renamed to ``<prefix>.data-00000-of-00001``, *then* the
+   index is written (to ``<prefix>.index.tempstate<random>``, renamed to
+   ``<prefix>.index``; MergeBundles writes it in place);
 3. only after that, the ``checkpoint`` state file is replaced atomically
    (``file_io.atomic_write_string_to_file``: temp file + rename);
 4. then checkpoints beyond ``max_to_keep``, already dropped from the state
    file, are deleted.
 
 So a save to a *new* prefix never touches the files the state file points
-to, and the state file flips to the new checkpoint only when it is complete.
+to, and the state file flips to the new checkpoint only once it is complete.
 The one unsafe case is saving over an existing prefix (e.g. saving again at
-the same step after a resume): the data file would be replaced before the
-index.  :func:`save_checkpoint` therefore never reuses a prefix: it picks
-``model.ckpt-<step>``, or ``model.ckpt-<step>.1``, ``.2``... when files of
-that name exist.  ``sid_ft.json`` is written with temp file + fsync +
-``os.replace``.  Leftovers of a killed save (``*_temp`` folders, an
-unreferenced ``model.ckpt-<step>.*``) are harmless; the temp folders are
-removed by the next save.  (This protects against the process being killed,
-not against power loss: TensorFlow does not fsync its checkpoint files.)
+the same step after a resume): the new data file would replace the old one
+before the new index does.  :func:`save_checkpoint` therefore never reuses a
+prefix: it picks ``model.ckpt-<step>``, or ``model.ckpt-<step>.1``, ``.2``...
+when files of that name exist.  ``sid_ft.json`` is written first, with temp
+file + fsync + ``os.replace``.  Leftovers of a killed save (``*.tempstate*``
+files, ``*_temp`` folders, an unreferenced ``model.ckpt-<step>.*``) are
+harmless; the temporary ones are removed by the next save.  (This protects
+against the process being killed, not against power loss: TensorFlow does
+not fsync its checkpoint files.)
 """
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
@@ -51,7 +55,6 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-import numpy as np
 
 from sid_ft import __version__
 from sid_ft._tf import slim as _slim_module
@@ -332,11 +335,21 @@ _BASE_NAMES: frozenset[str] | None = None
 def _base_names() -> frozenset[str]:
     global _BASE_NAMES
     if _BASE_NAMES is None:
-        _BASE_NAMES = frozenset(expected_variables("sony"))  # same names for every camera
+        _BASE_NAMES = frozenset(_expected("sony", None))  # same names for every camera
     return _BASE_NAMES
 
 
 # --------------------------------------------------------------------------- checking
+
+
+@functools.lru_cache(maxsize=16)
+def _expected_cached(camera: str, depth: int | None, width: int | None) -> dict[str, list[int]]:
+    return expected_variables(camera, None if depth is None else GAddConfig(depth, width))
+
+
+def _expected(camera: str, g_add: GAddConfig | None) -> dict[str, list[int]]:
+    """:func:`sid_ft.model.expected_variables`, cached (building the throwaway graph takes a moment)."""
+    return _expected_cached(str(camera).lower(), *((None, None) if g_add is None else (g_add.depth, g_add.width)))
 
 
 def _mismatches(prefix: str, expected: Mapping[str, Sequence[int]],
@@ -489,10 +502,42 @@ def _recover_saver_state(saver, train_dir: str) -> None:
         saver.recover_last_checkpoints(paths)
 
 
-def _remove_stale_temp_dirs(train_dir: str) -> None:
-    for d in glob.glob(os.path.join(glob.escape(train_dir), CHECKPOINT_BASENAME + "-*_temp")):
-        if os.path.isdir(d):
-            shutil.rmtree(d, ignore_errors=True)
+def _remove_stale_temp_files(train_dir: str) -> None:
+    """Remove what killed saves left behind: ``model.ckpt-*.tempstate*`` files and ``model.ckpt-*_temp`` folders.
+
+    Only called by :func:`save_checkpoint` before it writes, so no save of
+    this process is in flight (one trainer per train_dir).
+    """
+    pattern = os.path.join(glob.escape(train_dir), CHECKPOINT_BASENAME + "-*")
+    for path in glob.glob(pattern + "_temp"):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+    for path in glob.glob(pattern + ".tempstate*"):
+        if os.path.isfile(path):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def _check_saver_covers_network(saver, camera: str, g_add: GAddConfig | None) -> None:
+    """ValueError when ``saver`` would not save every model variable of the network described.
+
+    Catches the restore-only-saver mistake and a graph holding only the head
+    (the base network must be built in the same graph, e.g. to cache features).
+    """
+    var_list = getattr(saver, "_var_list", None)  # tf.compat.v1 Saver keeps what it was given
+    if var_list is None:
+        return
+    if isinstance(var_list, Mapping):
+        names = set(var_list)
+    else:
+        names = {_var_name(v) for v in var_list if hasattr(v, "op")}
+    missing = sorted(set(_expected(camera, g_add)) - names)
+    if missing:
+        raise ValueError(f"this saver would not save {len(missing)} model variable(s) of the {camera} network "
+                         f"(e.g. {', '.join(missing[:4])}): build the whole network (sid_network, or sid_unet and "
+                         "g_add_head) in the graph first and save with make_saver(), not a restore-only saver")
 
 
 def save_checkpoint(sess, saver, train_dir: str | os.PathLike, global_step: int,
@@ -523,9 +568,10 @@ def save_checkpoint(sess, saver, train_dir: str | os.PathLike, global_step: int,
     packing = info.pop("packing", None)
     for own in ("format", "sid_ft_version"):
         info.pop(own, None)
+    _check_saver_covers_network(saver, camera, g_add)
     os.makedirs(train_dir, exist_ok=True)
     write_model_json(train_dir, camera, g_add, packing=packing, extra=info)
-    _remove_stale_temp_dirs(train_dir)
+    _remove_stale_temp_files(train_dir)
     _recover_saver_state(saver, train_dir)
     prefix = _step_prefix(train_dir, global_step)
     try:
@@ -566,7 +612,7 @@ def inspect_checkpoint(path: str | os.PathLike) -> dict:
     result["camera"] = spec.camera
     result["g_add"] = None if spec.g_add is None else spec.g_add.to_dict()
     result["model"] = spec.description
-    result["problems"] = _mismatches(prefix, expected_variables(spec.camera, spec.g_add))
+    result["problems"] = _mismatches(prefix, _expected(spec.camera, spec.g_add))
     result["fits"] = not result["problems"]
     return result
 

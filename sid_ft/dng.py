@@ -67,7 +67,7 @@ def cfa_indices(cfa: str | Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
 
     ``cfa`` is a 4-letter Bayer string over positions TL, TR, BL, BR
     (``'RGGB'``, ``'BGGR'``, ``'GRBG'``, ``'GBRG'``), or a square (2, 2) or
-    (6, 6) array of colour indices (6x6 for a future X-Trans writer; there any
+    (6, 6) array of colour indices (6x6 for X-Trans; there any
     green may be 1).  For a Bayer string the green sharing a row with blue gets
     index 3, as LibRaw numbers it.  Returns an (n, n) uint8 array.
     """
@@ -118,6 +118,7 @@ def write_dng(path: str | os.PathLike,
             array of colour indices (see :func:`cfa_indices`).
         black_level: one value, or 4 values per colour index (R, G, B, G2) as
             ``raw.black_level_per_channel`` reports them.  Written per CFA position.
+            A 6x6 (X-Trans) CFA takes one value (the colours it uses must share it).
         white_level: saturation value; default ``mosaic.max()`` (at least 1).
         exposure_time: seconds (ExposureTime tag, ``raw.other.shutter_speed``); None: no tag.
         color_matrix: ColorMatrix1, 3x3 XYZ(D65) -> camera; default
@@ -157,6 +158,11 @@ def write_dng(path: str | os.PathLike,
     white_level = int(white_level)
     if not 0 < white_level <= 65535 or np.any(black < 0) or np.any(black >= white_level):
         raise ValueError(f"levels must satisfy 0 <= black < white <= 65535 (black {black.tolist()}, white {white_level})")
+    if n == 6 and np.ptp(black[np.unique(tile)]) != 0:
+        # LibRaw keeps a 6x6 black pattern per position and rawpy reports only its minimum in
+        # black_level_per_channel, so per-colour X-Trans blacks would not read back.
+        raise ValueError(f"a 6x6 (X-Trans) CFA takes one black level: rawpy/LibRaw 0.22 report only the "
+                         f"minimum of per-colour X-Trans blacks, got {black.tolist()}")
 
     cm = XYZ_TO_LINEAR_SRGB if color_matrix is None else np.asarray(color_matrix, dtype=np.float64)
     if cm.size != 9:

@@ -166,6 +166,14 @@ def sid_arg_scope(weights_initializer=None):
             return sc
 
 
+def _require_root_scope(what: str) -> None:
+    """The checkpoint names are root-level: refuse to build inside a variable scope (name scopes are fine)."""
+    scope = tf.get_variable_scope().name
+    if scope:
+        raise ValueError(f"{what} must be built at the root variable scope so its variables keep the "
+                         f"released checkpoint names; it was called inside variable scope {scope!r}")
+
+
 def _upsample_concat(net: tf.Tensor, skip: tf.Tensor, filter_name: str, end_points: dict,
                      key: str) -> tf.Tensor:
     """SID's upsampling: 2x2 stride-2 transposed conv (no bias) to the skip's shape, then concat.
@@ -210,6 +218,7 @@ def sid_unet(inputs: tf.Tensor, camera: str = "sony", reuse=None) -> tuple[tf.Te
     released checkpoints' names.
     """
     spec = camera_spec(camera)
+    _require_root_scope("sid_unet")
     if inputs.shape.rank is not None and inputs.shape[-1] is not None \
             and int(inputs.shape[-1]) != spec.in_channels:
         raise ValueError(f"{camera} SID expects {spec.in_channels} input channels, "
@@ -266,6 +275,7 @@ def g_add_head(features: tf.Tensor, base_logits: tf.Tensor, config: GAddConfig |
     """
     config = GAddConfig() if config is None else config
     spec = camera_spec(camera)
+    _require_root_scope("g_add_head")
     for tensor, channels, what in ((features, _UP_WIDTHS[-1], "features (g_conv9_2)"),
                                    (base_logits, spec.out_channels, "base_logits (g_conv10)")):
         if tensor.shape.rank is None or tensor.shape[-1] is None:

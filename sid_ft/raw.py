@@ -1,7 +1,14 @@
 """Reading camera RAW files for SID: open, check the sensor, pack, render, exposure.
 
 Everything is read from the file through rawpy (LibRaw); nothing assumes Sony
-constants.  The packing is SID's ``pack_raw`` generalised to any 2x2 Bayer
+constants.  Two sensor kinds are packed, named after SID's two models
+(``sid_ft.model.CAMERAS``), see :func:`camera_kind`:
+
+* ``'sony'``: 2x2 Bayer sensors -> (H//2, W//2, 4) (below);
+* ``'fuji'``: X-Trans sensors -> (H'//3, W'//3, 9), SID's Fuji packing with the
+  tile phase taken from the file (:mod:`sid_ft.xtrans`).
+
+The Bayer packing is SID's ``pack_raw`` generalised to any 2x2 Bayer
 layout and any per-colour black level:
 
     channel k of the packed (H//2, W//2, 4) array holds the photosites whose
@@ -25,6 +32,10 @@ rawpy's source and real files):
   somewhere later.  Some truncated files with a lossy/compressed payload are
   still decoded by LibRaw without an error (missing data filled in); that
   cannot be detected from Python.
+* X-Trans (checked on 6x6-CFA DNGs): ``raw.raw_pattern`` is 6x6, colour
+  indices are 0..2 (no G2); ``black_level_per_channel`` shows only the
+  minimum of LibRaw's 6x6 per-position black pattern; the default
+  ``postprocess`` demosaic refuses X-Trans images under 512x512.
 * rawpy exposes no camera make/model; :class:`RawImage` reads them from the
   TIFF header when the container is TIFF-based (DNG, ARW, NEF, CR2, ...).
 """
@@ -39,6 +50,7 @@ from pathlib import Path
 import numpy as np
 import rawpy
 
+from sid_ft import xtrans
 from sid_ft.errors import SidFtError
 
 RAW_EXTENSIONS: frozenset[str] = frozenset({
@@ -50,6 +62,16 @@ RAW_EXTENSIONS: frozenset[str] = frozenset({
 """File extensions (lower case, with the dot) treated as camera RAW files."""
 
 BAYER_LAYOUTS = ("RGGB", "BGGR", "GRBG", "GBRG")
+
+XTRANS_CFA = "X-Trans"
+"""``RawImage.cfa`` of an X-Trans file."""
+
+XTRANS_MIN_RENDER = 512
+"""LibRaw 0.22's X-Trans demosaic (Markesteijn, tile size 512) fails on images smaller than this in
+either dimension (``LibRawIOError``), so :func:`render_reference` needs X-Trans files at least this big."""
+
+CAMERA_KINDS = ("sony", "fuji")
+"""Sensor kinds, named like SID's models: 'sony' = 2x2 Bayer (4 channels), 'fuji' = X-Trans (9 channels)."""
 
 # SID file names: <scene id>_<burst index>_<exposure seconds>s.<ext>, e.g. 00001_00_0.1s.ARW
 _SID_NAME = re.compile(r"^(?P<scene>\d+)_(?P<burst>\d+)_(?P<seconds>\d+(?:\.\d*)?|\.\d+)s"
@@ -133,32 +155,53 @@ def _libraw_message(err: Exception) -> str:
 
 # --------------------------------------------------------------------------- sensor layout
 
-def _bayer_tile(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> np.ndarray:
-    """(2, 2) colour indices of the visible image's top-left tile; SidFtError for non-Bayer sensors."""
+def _sensor_tile(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> tuple[str, np.ndarray]:
+    """('sony', (2, 2) Bayer tile) or ('fuji', (6, 6) X-Trans tile) of the visible image's top-left corner.
+
+    Tiles hold colour indices (0 R, 1 G, 2 B, 3 G2).  SidFtError for every
+    other sensor: demosaiced/linear data, monochrome, CMYG, other CFA sizes.
+    """
     where = path if path is not None else "RAW image"
     if raw.raw_type != rawpy.RawType.Flat or raw.raw_image.ndim != 2:
         raise SidFtError(where, "holds demosaiced or multi-layer RGB data (a linear DNG, a Foveon sensor "
                                 "or a reduced-size sRAW), not a Bayer mosaic; SID needs the sensor's "
-                                "Bayer mosaic")
+                                "Bayer (or X-Trans) mosaic")
     if raw.num_colors == 1:
         raise SidFtError(where, "is a monochrome sensor (1 colour, no colour filter array); "
-                                "SID needs a colour Bayer mosaic")
+                                "SID needs a colour Bayer (or X-Trans) mosaic")
     try:
         pattern = raw.raw_pattern
     except NotImplementedError as err:  # unusual LibRaw 'filters' values
         raise SidFtError(where, f"has a colour filter array rawpy cannot describe ({err})") from err
     if pattern is None:
         raise SidFtError(where, "has no colour filter array pattern; not a Bayer mosaic")
-    if pattern.shape == (6, 6):
-        raise SidFtError(where, "is a Fujifilm X-Trans sensor (6x6 colour filter array), not a 2x2 "
-                                "Bayer sensor; Fuji support is a separate feature")
-    if pattern.shape != (2, 2):
+    if pattern.shape not in ((2, 2), (6, 6)):
         raise SidFtError(where, f"has a {pattern.shape[0]}x{pattern.shape[1]} colour filter array "
-                                f"{pattern.tolist()}, not a 2x2 Bayer pattern")
+                                f"{pattern.tolist()}, not a 2x2 Bayer pattern (nor a 6x6 X-Trans pattern)")
     desc = raw.color_desc.decode("ascii", "replace") if isinstance(raw.color_desc, bytes) else str(raw.color_desc)
     if desc != "RGBG":
-        raise SidFtError(where, f"has a {desc} colour filter, not an RGB Bayer sensor")
+        raise SidFtError(where, f"has a {desc} colour filter, not an RGB Bayer (or X-Trans) sensor")
     visible = raw.raw_colors_visible
+    if pattern.shape == (6, 6):
+        if visible.shape[0] < xtrans.TILE or visible.shape[1] < xtrans.TILE:
+            raise SidFtError(where, f"visible image {visible.shape} is smaller than one 6x6 X-Trans tile")
+        tile6 = np.array(visible[:xtrans.TILE, :xtrans.TILE], dtype=np.uint8)
+        xtrans.xtrans_offset(tile6, where)  # SidFtError when the 6x6 pattern is not X-Trans
+        return "fuji", tile6
+    return "sony", _bayer_tile_of(visible, where)
+
+
+def _bayer_tile(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> np.ndarray:
+    """(2, 2) colour indices of the visible image's top-left tile; SidFtError for non-Bayer sensors."""
+    kind, tile = _sensor_tile(raw, path)
+    if kind == "fuji":
+        raise SidFtError(path if path is not None else "RAW image",
+                         "is a Fujifilm X-Trans sensor (6x6 colour filter array), not a 2x2 Bayer sensor")
+    return tile
+
+
+def _bayer_tile_of(visible: np.ndarray, where: str | os.PathLike) -> np.ndarray:
+    """(2, 2) Bayer tile from the visible colour map, with the second green as 3."""
     if visible.shape[0] < 2 or visible.shape[1] < 2:
         raise SidFtError(where, f"visible image {visible.shape} is smaller than one 2x2 tile")
     tile = np.array(visible[:2, :2], dtype=np.uint8)
@@ -169,6 +212,16 @@ def _bayer_tile(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> np.n
     if sorted(tile.ravel().tolist()) != [0, 1, 2, 3] or tile[0, 0] + tile[1, 1] not in (2, 4):
         raise SidFtError(where, f"colour filter tile {tile.tolist()} is not a Bayer layout (R, G, B, G)")
     return tile
+
+
+def camera_kind(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> str:
+    """Which SID model the file's sensor needs: 'sony' (2x2 Bayer, 4 channels) or 'fuji' (X-Trans, 9 channels).
+
+    The names are the keys of ``sid_ft.model.CAMERAS``.  Raises
+    :class:`SidFtError` (naming ``path`` when given) for sensors neither model
+    can take (linear DNG / Foveon, monochrome, CMYG, other CFAs).
+    """
+    return _sensor_tile(raw, path)[0]
 
 
 def tile_to_layout(tile: np.ndarray) -> str:
@@ -229,19 +282,39 @@ def pack_mosaic(mosaic: np.ndarray, raw_colors: np.ndarray,
 
 
 def pack_raw(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> np.ndarray:
-    """SID's ``pack_raw`` for any Bayer layout: (H//2, W//2, 4) float32 from ``raw.raw_image_visible``.
+    """SID's ``pack_raw`` from ``raw.raw_image_visible``, for the sensor the file has.
 
-    Channel order R, G, B, G2 by colour index; levels from
-    ``raw.black_level_per_channel`` and ``raw.white_level``.  :class:`SidFtError`
-    (naming ``path`` when given) for non-Bayer sensors or unusable levels.
+    * Bayer (any layout): (H//2, W//2, 4) float32, channel order R, G, B, G2 by
+      colour index (:func:`pack_mosaic`).
+    * X-Trans: (h, w, 9) float32 at 1/3 resolution, SID's Fuji packing after
+      aligning the file's tile phase with the X-T2's
+      (:func:`sid_ft.xtrans.pack_xtrans_mosaic`; ``h = (H - dy) // 6 * 2``).
+
+    Levels from ``raw.black_level_per_channel`` and ``raw.white_level``.
+    :class:`SidFtError` (naming ``path`` when given) for other sensors or
+    unusable levels.  :func:`camera_kind` says which packing a file gets.
     """
-    tile = _bayer_tile(raw, path)
+    kind, tile = _sensor_tile(raw, path)
     black = raw.black_level_per_channel
     white = raw.white_level
     if not all(white > b for b in black):
         raise SidFtError(path if path is not None else "RAW image",
                          f"white level {white} is not above the black levels {list(black)}")
+    if kind == "fuji":
+        return xtrans.pack_xtrans_mosaic(raw.raw_image_visible, tile, black, white, path)
     return pack_mosaic(raw.raw_image_visible, tile, black, white)
+
+
+def packed_origin(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> tuple[int, int]:
+    """(row, col) of the visible mosaic where the packed image starts, in photosites.
+
+    (0, 0) for Bayer files and for X-Trans files in the X-T2's phase; otherwise
+    the X-Trans phase offset (:func:`sid_ft.xtrans.xtrans_offset`).  A
+    full-resolution image aligned with ``pack_raw(raw)`` (h, w) is
+    ``image[r0:r0 + s*h, c0:c0 + s*w]`` with s = 2 (Bayer) or 3 (X-Trans).
+    """
+    kind, tile = _sensor_tile(raw, path)
+    return xtrans.xtrans_offset(tile, path) if kind == "fuji" else (0, 0)
 
 
 # --------------------------------------------------------------------------- loading
@@ -250,10 +323,15 @@ def pack_raw(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> np.ndar
 class RawImage:
     """A packed RAW file and what later steps need from it.
 
-    ``packed`` is (h, w, 4) float32 (see :func:`pack_raw`); ``exposure_s`` in
-    seconds or None; ``cfa`` the Bayer layout; ``black_level`` per colour index
+    ``packed`` is (h, w, 4) float32 for Bayer files, (h, w, 9) for X-Trans
+    files (see :func:`pack_raw`); ``exposure_s`` in seconds or None; ``cfa`` the
+    Bayer layout ('RGGB', ...) or ``'X-Trans'``; ``black_level`` per colour index
     (R, G, B, G2); ``visible_size`` (H, W) of the mosaic; ``camera`` "Make Model"
-    when the file says (TIFF-based containers), else "".
+    when the file says (TIFF-based containers), else "".  ``camera_kind`` is the
+    SID model the packing is for ('sony' 4-channel / 'fuji' 9-channel, the keys
+    of ``sid_ft.model.CAMERAS``); ``origin`` (row, col) of the mosaic where the
+    packed footprint starts (non-zero only for X-Trans files in another phase
+    than the X-T2's); ``scale`` (2 or 3) photosites per packed pixel.
     """
     path: str
     packed: np.ndarray
@@ -263,6 +341,13 @@ class RawImage:
     white_level: float
     visible_size: tuple[int, int]
     camera: str
+    camera_kind: str = "sony"
+    origin: tuple[int, int] = (0, 0)
+
+    @property
+    def scale(self) -> int:
+        """Photosites per packed pixel along each axis: 2 (Bayer, 'sony') or 3 (X-Trans, 'fuji')."""
+        return xtrans.SCALE if self.camera_kind == "fuji" else 2
 
 
 def camera_name(path: str | os.PathLike) -> str:
@@ -286,20 +371,25 @@ def camera_name(path: str | os.PathLike) -> str:
 def load_raw(path: str | os.PathLike) -> RawImage:
     """Open ``path``, pack it (:func:`pack_raw`), read levels and exposure, close it.
 
-    Raises :class:`SidFtError` for every problem with the file.
+    Bayer files give a 4-channel ``packed`` and ``camera_kind`` 'sony', X-Trans
+    files a 9-channel one and 'fuji'.  Raises :class:`SidFtError` for every
+    problem with the file.
     """
     with open_raw(path) as raw:
         try:
-            tile = _bayer_tile(raw, path)
+            kind, tile = _sensor_tile(raw, path)
             packed = pack_raw(raw, path)
+            origin = packed_origin(raw, path)
             black = tuple(float(b) for b in raw.black_level_per_channel)
             white = float(raw.white_level)
             visible = tuple(int(s) for s in raw.raw_image_visible.shape[:2])
             exposure = exposure_time(path, raw)
         except rawpy.LibRawError as err:
             raise SidFtError(path, f"RAW data is truncated or corrupted ({_libraw_message(err)})") from err
-    return RawImage(path=os.fspath(path), packed=packed, exposure_s=exposure, cfa=tile_to_layout(tile),
-                    black_level=black, white_level=white, visible_size=visible, camera=camera_name(path))
+    cfa = XTRANS_CFA if kind == "fuji" else tile_to_layout(tile)
+    return RawImage(path=os.fspath(path), packed=packed, exposure_s=exposure, cfa=cfa,
+                    black_level=black, white_level=white, visible_size=visible, camera=camera_name(path),
+                    camera_kind=kind, origin=origin)
 
 
 # --------------------------------------------------------------------------- ground truth
@@ -336,14 +426,23 @@ def render_reference(path: str | os.PathLike) -> np.ndarray:
       about 1.53): LibRaw stretches its rendering; it is resampled back to the
       mosaic's size by linear interpolation along the stretched axis.
 
-    Returns (2*h, 2*w, 3) float32 in [0, 1], (h, w) = packed size.  Raises
-    :class:`SidFtError` for unreadable or non-Bayer files and when LibRaw's
-    rendering cannot be mapped onto the mosaic (e.g. Fuji SuperCCD's 45° layout).
+    Returns (2*h, 2*w, 3) float32 in [0, 1] for Bayer files, (3*h, 3*w, 3) for
+    X-Trans files (LibRaw's default X-Trans demosaic, 3-pass Markesteijn, as SID
+    used), (h, w) = packed size, taken from the packed footprint
+    (:func:`packed_origin`: X-Trans files in another phase than the X-T2's start
+    a few rows/columns in).  Raises :class:`SidFtError` for unreadable files and
+    sensors :func:`pack_raw` refuses, for X-Trans images under 512x512 photosites
+    (LibRaw's X-Trans demosaic refuses them), and when LibRaw's rendering cannot
+    be mapped onto the mosaic (e.g. Fuji SuperCCD's 45° layout).
     """
     with open_raw(path) as raw:
         try:
-            _bayer_tile(raw, path)
+            kind, tile = _sensor_tile(raw, path)
             vis_h, vis_w = raw.raw_image_visible.shape[:2]
+            if kind == "fuji" and min(vis_h, vis_w) < XTRANS_MIN_RENDER:
+                raise SidFtError(path, f"X-Trans image {vis_h}x{vis_w} is too small to render: LibRaw's "
+                                       f"X-Trans demosaic needs at least {XTRANS_MIN_RENDER}x"
+                                       f"{XTRANS_MIN_RENDER} photosites")
             aspect = float(raw.sizes.pixel_aspect)
             rgb = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True,
                                   output_bps=16, user_flip=0)
@@ -360,6 +459,9 @@ def render_reference(path: str | os.PathLike) -> np.ndarray:
     if (h, w) != (vis_h, vis_w):
         raise SidFtError(path, f"LibRaw renders {h}x{w} pixels from a {vis_h}x{vis_w} mosaic (pixel aspect "
                                f"{aspect:g}); the rendering cannot be aligned with the packed input")
+    if kind == "fuji":
+        top, left, out_h, out_w = xtrans.xtrans_footprint((vis_h, vis_w), xtrans.xtrans_offset(tile, path))
+        return np.ascontiguousarray(img[top:top + out_h, left:left + out_w], dtype=np.float32)
     out_h, out_w = 2 * (vis_h // 2), 2 * (vis_w // 2)
     return np.ascontiguousarray(img[:out_h, :out_w], dtype=np.float32)
 

@@ -59,10 +59,9 @@ def released_layout(camera: str = "sony") -> dict:
 
 
 def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow.compat.v1 as tf
+    from sid_ft._tf import tf1  # import plumbing only (quiet TensorFlow); no sid_ft.model here
 
-    return tf
+    return tf1()
 
 
 def released_values(camera: str = "sony", seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:
@@ -134,8 +133,13 @@ def reference_forward(prefix: str, packed_input: np.ndarray) -> np.ndarray:
     tf = _tf()
     reader = tf.train.load_checkpoint(prefix)
 
-    def w(name):
-        return tf.constant(reader.get_tensor(name))
+    feed = {}
+
+    def w(name):  # checkpoint tensor, fed at run time (faster than embedding it as a constant)
+        value = reader.get_tensor(name)
+        ph = tf.placeholder(tf.float32, value.shape)
+        feed[ph] = value
+        return ph
 
     def conv(x, scope, act=True):
         y = tf.nn.conv2d(x, w(scope + "/weights"), strides=[1, 1, 1, 1], padding="SAME")
@@ -162,4 +166,4 @@ def reference_forward(prefix: str, packed_input: np.ndarray) -> np.ndarray:
         logits = conv(x, "g_conv10", act=False)
         out = tf.nn.depth_to_space(logits, block)
         with tf.Session() as sess:
-            return sess.run(out)
+            return sess.run(out, feed)

@@ -24,6 +24,8 @@ except ImportError:  # plain `pytest`: tests/ itself is on sys.path
     from sid_reference import reference_forward, released_layout, write_released_checkpoint
 
 tf = tf1()
+# legacy Keras layers inside tf-slim warn on every call; sid_ft silences them for users, pytest resets filters
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:tensorflow.*")
 REPO = Path(__file__).resolve().parents[1]
 G_ADD = GAddConfig(depth=2, width=8)
 
@@ -292,8 +294,9 @@ def test_save_never_overwrites_and_survives_leftovers_of_a_killed_save(sony_ckpt
             # what a kill -9 during the next save (step 2) can leave behind
             (train_dir / "model.ckpt-2_temp").mkdir()
             (train_dir / "model.ckpt-2_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 10)
+            (train_dir / "model.ckpt-2.data-00000-of-00001.tempstate123").write_bytes(b"\0" * 10)
             (train_dir / "model.ckpt-2.data-00000-of-00001").write_bytes(b"\0" * 100)
-            (train_dir / "model.ckpt-2.index").write_bytes(b"half an index")
+            (train_dir / "model.ckpt-2.index.tempstate456").write_bytes(b"half an index")
             assert resolve_checkpoint(train_dir) == first  # the state file still names the good one
             restore_model(sess, train_dir)
             second = save_checkpoint(sess, saver, train_dir, 2, spec)
@@ -302,6 +305,7 @@ def test_save_never_overwrites_and_survives_leftovers_of_a_killed_save(sony_ckpt
     assert os.path.basename(second) == "model.ckpt-2.1" and os.path.basename(third) == "model.ckpt-2.2"
     assert resolve_checkpoint(train_dir) == third
     assert not (train_dir / "model.ckpt-2_temp").exists()
+    assert not list(train_dir.glob("*.tempstate*"))
     assert read_model_spec(first).g_add == GAddConfig(1, 4)  # the earlier checkpoint is intact
     state = (train_dir / "checkpoint").read_text()
     assert str(tmp_path) not in state  # relative paths: the train_dir can be moved
@@ -343,3 +347,15 @@ def test_inspect_script_error_is_one_line(tmp_path, capsys):
     assert script.main([str(tmp_path / "nothing")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(tmp_path / "nothing") in err
+
+
+def test_save_checkpoint_refuses_a_saver_that_would_drop_variables(sony_ckpt, tmp_path):
+    with tf.Graph().as_default():
+        inp = tf.placeholder(tf.float32, [None, None, None, 4])
+        sid_network(inp, g_add=G_ADD)
+        restore_only = tf.train.Saver(variables_to_restore())
+        with _session() as sess:
+            restore_pretrained(sess, sony_ckpt)
+            with pytest.raises(ValueError, match="g_add_conv1"):
+                save_checkpoint(sess, restore_only, tmp_path, 1, {"camera": "sony", "g_add": G_ADD})
+    assert not list(tmp_path.iterdir())  # nothing written, not even sid_ft.json

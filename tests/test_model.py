@@ -16,6 +16,8 @@ except ImportError:  # plain `pytest`: tests/ itself is on sys.path
     from sid_reference import builtin_layout
 
 tf = tf1()
+# legacy Keras layers inside tf-slim warn on every call; sid_ft silences them for users, pytest resets filters
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:tensorflow.*")
 slim = _slim_module()
 
 
@@ -160,3 +162,14 @@ def test_expected_variables_counts_head():
     assert len(base) == 42
     assert set(full) - set(base) == {f"g_add_{s}/{t}" for s in ("conv1", "conv2", "out")
                                      for t in ("weights", "biases")}
+
+
+def test_building_inside_a_variable_scope_is_refused():
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [None, None, None, 4])
+        with tf.variable_scope("tower"):
+            with pytest.raises(ValueError, match="root variable scope"):
+                sid_unet(x)
+        with tf.name_scope("tower"):  # a name scope does not change variable names
+            sid_unet(x)
+        assert "g_conv1_1/weights" in {v.op.name for v in tf.global_variables()}

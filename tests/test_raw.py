@@ -374,12 +374,29 @@ def test_monochrome_dng_is_refused(tmp_path):
     _assert_user_error(path, "monochrome")
 
 
-def test_xtrans_is_refused(tmp_path):
+def test_xtrans_is_accepted_but_is_not_bayer(tmp_path):
+    """X-Trans files pack to 9 channels (tests/test_xtrans.py); Bayer-only entry points still refuse them."""
     xtrans = np.array([[1, 1, 0, 1, 1, 2], [1, 1, 2, 1, 1, 0], [2, 0, 1, 0, 2, 1],
                        [1, 1, 2, 1, 1, 0], [1, 1, 0, 1, 1, 2], [0, 2, 1, 2, 0, 1]])
-    write_dng(tmp_path / "xtrans.dng", scene_mosaic(24, 36), cfa=xtrans, black_level=1024, white_level=16383)
-    _assert_user_error(tmp_path / "xtrans.dng", "X-Trans", "Fuji support is a separate feature")
-    _assert_user_error(tmp_path / "xtrans.dng", "X-Trans", call=render_reference)
-    with open_raw(tmp_path / "xtrans.dng") as raw:
-        with pytest.raises(SidFtError, match="X-Trans"):
-            pack_raw(raw, tmp_path / "xtrans.dng")
+    path = tmp_path / "xtrans.dng"
+    write_dng(path, scene_mosaic(24, 36), cfa=xtrans, black_level=1024, white_level=16383)
+    image = load_raw(path)
+    assert image.packed.shape[2] == 9 and image.cfa == "X-Trans" and image.camera_kind == "fuji"
+    with open_raw(path) as raw:
+        assert pack_raw(raw, path).shape[2] == 9
+        with pytest.raises(SidFtError, match="X-Trans") as info:
+            cfa_pattern(raw, path)
+        assert "not a 2x2 Bayer sensor" in str(info.value)
+    # LibRaw's X-Trans demosaic refuses images under 512x512: a clear error, not LibRawIOError
+    _assert_user_error(path, "X-Trans", "too small", call=render_reference)
+
+
+def test_six_by_six_cfa_that_is_not_xtrans_is_refused(tmp_path):
+    bayer6 = np.tile(np.array([[0, 1], [1, 2]]), (3, 3))  # a Bayer layout written as a 6x6 repeat
+    bayer6[5, 5] = 0  # and broken, so that no 2x2 reading applies either
+    path = tmp_path / "odd6.dng"
+    write_dng(path, scene_mosaic(24, 36), cfa=bayer6, black_level=1024, white_level=16383)
+    with rawpy.imread(str(path)) as raw:
+        assert raw.raw_pattern.shape == (6, 6)  # the fact the check relies on
+    _assert_user_error(path, "not an X-Trans pattern")
+    _assert_user_error(path, "not an X-Trans pattern", call=render_reference)

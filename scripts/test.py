@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Run a released or fine-tuned SID model on RAW files (one photo, a folder, or a cluster shard)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from sid_ft.errors import SidFtError  # noqa: E402
+
+EXAMPLES = """\
+examples:
+  # one dark photo shot at 1/10 s, brightened as if exposed 100x longer
+  python scripts/test.py --checkpoint checkpoints/Sony/ --out-dir results photo.ARW --ratio 100
+
+  # a folder, with the ratio from each file's exposure time (SID name or metadata): as if shot at 10 s
+  python scripts/test.py --checkpoint checkpoints/mycam --out-dir results shots/ --target-exposure 10
+
+  # SID's evaluation: the long exposures are the ground truth, ratio min(long/short, 300);
+  # writes <stem>_out.png, _gt.png, _scale.png and PSNR/SSIM in results/summary.json
+  python scripts/test.py --checkpoint checkpoints/Sony/ --test-list datasets/Sony_test_list.txt --out-dir results
+
+  # little memory (or a big sensor): 512x512 packed-pixel tiles, blended over the default overlap
+  python scripts/test.py --checkpoint checkpoints/Sony/ --out-dir results big.ARW --ratio 100 --tile 512
+
+  # SLURM job array: each task takes every N-th file of the sorted list (shard from the environment)
+  #   sbatch --array=1-8 --gres=gpu:1 --wrap "python scripts/test.py --checkpoint ckpt --out-dir out \\
+  #       '/data/raw/**/*.ARW' --ratio 100 --skip-existing --device gpu:0"
+  # Kubernetes indexed Job with 8 completions: JOB_COMPLETION_INDEX is read, N must be given
+  python scripts/test.py --checkpoint ckpt --out-dir out /data/raw --ratio 100 --shard-count 8
+
+  # a SavedModel for TF Serving / Apache Beam RunInference (packed, amplified batch in, RGB out)
+  python scripts/test.py --checkpoint checkpoints/mycam --export-savedmodel export/sid/1
+
+exit status: 0 when every file was written, 1 when any file failed (each is named on stderr and in
+summary.json), 2 for a problem with the command itself (options, checkpoint, out dir).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sid_ft.infer import DEFAULT_OVERLAP
+
+    p = argparse.ArgumentParser(
+        description=(
+            "Run a Learning-to-See-in-the-Dark model on RAW files: output = network(min(packed RAW * ratio, 1)), "
+            "clipped to [0, 1], written as DIR/<stem>_out.png (16-bit by default). The graph is rebuilt from "
+            "the checkpoint: a released SID checkpoint runs as plain SID, a fine-tuned one with its g_add head."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="RAW files, folders (their RAW files, any case of extension) or glob patterns ('**' recurses)")
+    p.add_argument("--checkpoint", required=True,
+                   help="train dir, checkpoint prefix, or released SID checkpoint folder (e.g. checkpoints/Sony/)")
+    p.add_argument("--out-dir", help="where outputs, summary.json and summary.csv go (created if needed)")
+    p.add_argument("--test-list", help="SID pair list ('short long ISO F' per line, paths relative to the list): "
+                                       "the long exposures are the ground truth")
+
+    amp = p.add_argument_group("amplification (one of these, or --test-list)")
+    amp.add_argument("--ratio", type=float, help="amplification ratio, e.g. 100 (wins over the other two)")
+    amp.add_argument("--target-exposure", type=float, metavar="SECONDS",
+                     help="ratio = SECONDS / the input's exposure time (from its SID name, else its metadata)")
+    amp.add_argument("--ratio-cap", type=float, default=300.0,
+                     help="cap of SID's list rule min(long/short, cap) (default: %(default)s)")
+
+    out = p.add_argument_group("output")
+    out.add_argument("--bits", type=int, choices=[8, 16], default=16, help="PNG bit depth (default: %(default)s)")
+    out.add_argument("--skip-existing", action="store_true",
+                     help="skip inputs whose outputs already exist (outputs are written atomically)")
+    out.add_argument("--no-metrics", action="store_true", help="do not compute PSNR/SSIM against the ground truth")
+    out.add_argument("--export-savedmodel", metavar="DIR",
+                     help="also (or only) write a SavedModel: serving_default takes 'packed' (N, h, w, C) float32, "
+                          "packed and amplified, and returns 'rgb' (N, s*h, s*w, 3) in [0, 1]")
+
+    run = p.add_argument_group("running")
+    run.add_argument("--tile", type=int, metavar="N",
+                     help="run in N x N tiles of packed pixels (rounded up to a multiple of 16) to bound memory")
+    run.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, metavar="M",
+                     help="tile overlap in packed pixels, blended with a raised cosine (default: %(default)s)")
+    run.add_argument("--device", default=None,
+                     help="cpu, gpu or gpu:K (default: TensorFlow's choice, a GPU when one is visible); "
+                          "GPU memory grows on demand")
+    run.add_argument("--shard", metavar="K/N",
+                     help="process shard K of N (1-based) of the sorted input list; default from "
+                          "SLURM_ARRAY_TASK_ID/_MIN/_STEP/_COUNT or Kubernetes JOB_COMPLETION_INDEX")
+    run.add_argument("--shard-count", type=int, metavar="N",
+                     help="number of shards for Kubernetes indexed Jobs (JOB_COMPLETION_INDEX); "
+                          "or set SID_FT_SHARD_COUNT")
+    run.add_argument("--decode-workers", type=int, default=2, help="threads decoding ahead (default: %(default)s)")
+    run.add_argument("--write-workers", type=int, default=2,
+                     help="threads writing PNGs and computing metrics (default: %(default)s)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from sid_ft import infer
+
+        shard = infer.parse_shard(args.shard) if args.shard else infer.shard_from_env(count=args.shard_count)
+        opts = infer.InferOptions(
+            checkpoint=args.checkpoint, inputs=list(args.inputs), test_list=args.test_list, out_dir=args.out_dir,
+            bits=args.bits, ratio=args.ratio, target_exposure=args.target_exposure, ratio_cap=args.ratio_cap,
+            tile=args.tile, overlap=args.overlap, shard=shard, skip_existing=args.skip_existing,
+            device=args.device, export_savedmodel=args.export_savedmodel, decode_workers=args.decode_workers,
+            write_workers=args.write_workers, metrics=not args.no_metrics,
+            progress=not args.no_progress and sys.stderr.isatty())
+        if shard is not None:
+            print(f"shard {shard[0]}/{shard[1]}", file=sys.stderr)
+        summary = infer.run_inference(opts)
+    except SidFtError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if summary.savedmodel is not None:
+        print(f"SavedModel written to {summary.savedmodel}", file=sys.stderr)
+    if summary.records:
+        print(summary.line(), file=sys.stderr)
+        print(f"summary: {summary.summary_json}", file=sys.stderr)
+    if summary.failed:
+        print(f"{summary.failed} file(s) failed:", file=sys.stderr)
+        for r in summary.records:
+            if r.status == "failed":
+                print(f"  {r.input}: {r.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

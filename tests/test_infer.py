@@ -1,0 +1,350 @@
+"""scripts/test.py and sid_ft.infer: outputs against an independent forward pass, bad files, tiling,
+shards, SavedModel export, 16-bit PNGs, real camera files.
+
+Networks are the real SID layer list with random weights (tests/sid_reference.py) on tiny
+synthetic DNGs, on the CPU.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sid_ft import infer, pngio
+from sid_ft import raw as sid_raw
+from sid_ft.dng import write_dng
+from sid_ft.errors import SidFtError
+from sid_ft.metrics import psnr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sid_reference import reference_forward, write_released_checkpoint  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "test.py"
+LSB16 = 1.0 / 65535.0
+
+
+def scene_mosaic(h: int, w: int, seed: int = 0, black: int = 512, white: int = 16383,
+                 level: float = 0.01) -> np.ndarray:
+    """A dark (about ``level`` of full scale) smooth scene with noise, as a uint16 mosaic (h, w)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / 9.0
+    signal = level * (0.6 + 0.4 * np.sin(x + seed) * np.cos(0.7 * y))
+    dn = black + (white - black) * signal + rng.normal(0, 3, (h, w))
+    return np.clip(np.rint(dn), 0, white).astype(np.uint16)
+
+
+def make_dng(path: Path, h: int = 64, w: int = 96, seed: int = 0, exposure: float | None = 0.1) -> Path:
+    write_dng(path, scene_mosaic(h, w, seed), cfa="RGGB", black_level=512, white_level=16383,
+              exposure_time=exposure)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> str:
+    """Prefix of a released-layout Sony checkpoint with random values."""
+    return write_released_checkpoint(tmp_path_factory.mktemp("released"), camera="sony", seed=0)
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for k in ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"):
+        env.pop(k, None)
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=600)
+
+
+# --------------------------------------------------------------------------- PNG
+
+
+@pytest.mark.parametrize("bits", [16, 8])
+def test_png_round_trips_every_bit(tmp_path, bits):
+    rng = np.random.default_rng(bits)
+    peak = 65535 if bits == 16 else 255
+    img = rng.integers(0, peak + 1, (37, 53, 3)).astype(np.uint16 if bits == 16 else np.uint8)
+    img[0, 0] = 0
+    img[-1, -1] = peak
+    pngio.write_png(tmp_path / "a.png", img)
+    back = pngio.read_png(tmp_path / "a.png")
+    assert back.dtype == img.dtype and back.shape == img.shape
+    np.testing.assert_array_equal(back, img)  # channel order and low bits survive
+    assert not list(tmp_path.glob(".*tmp*")), "temporary file left behind"
+
+
+def test_to_uint_rounds_and_clips():
+    q = pngio.to_uint(np.array([-0.5, 0.0, 0.6 / 65535, 1.4 / 65535, 1.0, 2.0]), 16)
+    np.testing.assert_array_equal(q, [0, 0, 1, 1, 65535, 65535])
+    assert pngio.to_uint(np.array([0.5]), 8)[0] == 128
+
+
+def test_read_png_names_a_bad_file(tmp_path):
+    bad = tmp_path / "x.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(SidFtError, match="not a readable PNG"):
+        pngio.read_png(bad)
+
+
+# --------------------------------------------------------------------------- output vs reference
+
+
+def test_out_png_equals_independent_forward_pass(tmp_path, ckpt):
+    dng = make_dng(tmp_path / "dark.dng", 64, 96)
+    summary = infer.run_inference(infer.InferOptions(checkpoint=str(Path(ckpt).parent), inputs=[str(dng)],
+                                                     out_dir=str(tmp_path / "out"), ratio=60, progress=False))
+    assert summary.failed == 0 and summary.count("ok") == 1
+    out = pngio.read_png(tmp_path / "out" / "dark_out.png")
+    assert out.dtype == np.uint16 and out.shape == (64, 96, 3)
+
+    packed = sid_raw.load_raw(dng).packed
+    expected = np.clip(reference_forward(ckpt, np.minimum(packed * 60, 1)[None])[0], 0, 1)
+    assert 0.02 < expected.mean() < 0.98 and expected.std() > 0.01, "reference output is degenerate"
+    err = np.abs(out / 65535.0 - expected)
+    assert err.max() <= 1.0 * LSB16, f"max error {err.max() * 65535:.2f} LSB"
+
+    rec = summary.records[0]
+    assert rec.ratio == 60 and rec.exposure_s == pytest.approx(0.1)
+    doc = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert doc["files"][0]["status"] == "ok" and doc["totals"]["ok"] == 1
+    assert (tmp_path / "out" / "summary.csv").read_text().splitlines()[0].startswith("input,status")
+
+
+def test_eight_bit_and_target_exposure(tmp_path, ckpt):
+    dng = make_dng(tmp_path / "d.dng", 32, 32, exposure=0.05)
+    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "o"),
+                                               target_exposure=2.0, bits=8, progress=False))
+    assert s.records[0].ratio == pytest.approx(40.0)  # 2 s / 0.05 s
+    out = pngio.read_png(tmp_path / "o" / "d_out.png")
+    assert out.dtype == np.uint8
+
+
+def test_missing_ratio_is_a_clear_error(tmp_path, ckpt):
+    dng = make_dng(tmp_path / "d.dng", 32, 32)
+    with pytest.raises(SidFtError, match="--ratio"):
+        infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "o")))
+
+
+def test_resolve_ratio_rules():
+    assert infer.resolve_ratio("a", 0.1, ratio=5, target_exposure=10) == 5
+    assert infer.resolve_ratio("a", 0.1, target_exposure=10, pair_ratio=300) == pytest.approx(100)
+    assert infer.resolve_ratio("a", None, pair_ratio=250) == 250
+    with pytest.raises(SidFtError, match="exposure time unknown"):
+        infer.resolve_ratio("a", None, target_exposure=10)
+    with pytest.raises(SidFtError, match="no amplification ratio"):
+        infer.resolve_ratio("a", 0.1)
+
+
+def test_test_list_writes_gt_scale_and_metrics(tmp_path, ckpt):
+    data = tmp_path / "data"
+    (data / "short").mkdir(parents=True)
+    (data / "long").mkdir()
+    write_dng(data / "long" / "10001_00_10s.dng", scene_mosaic(32, 48, 1, level=0.4), cfa="RGGB",
+              black_level=512, white_level=16383)
+    write_dng(data / "short" / "10001_00_0.1s.dng", scene_mosaic(32, 48, 1, level=0.004), cfa="RGGB",
+              black_level=512, white_level=16383)
+    (data / "list.txt").write_text("./short/10001_00_0.1s.dng ./long/10001_00_10s.dng ISO200 F8\n")
+    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(data / "list.txt"),
+                                               out_dir=str(tmp_path / "o"), progress=False))
+    rec = s.records[0]
+    assert rec.status == "ok", rec.reason
+    assert rec.ratio == 100  # SID rule: min(10 / 0.1, 300)
+    gt = pngio.read_png(tmp_path / "o" / "10001_00_0.1s_gt.png") / 65535.0
+    scale = pngio.read_png(tmp_path / "o" / "10001_00_0.1s_scale.png") / 65535.0
+    np.testing.assert_allclose(gt, sid_raw.render_reference(data / "long" / "10001_00_10s.dng"), atol=LSB16)
+    assert abs(scale.mean() - gt.mean()) < 0.01 * gt.mean() + 2 * LSB16  # brightness-matched like SID
+    out = pngio.read_png(tmp_path / "o" / "10001_00_0.1s_out.png") / 65535.0
+    assert rec.psnr == pytest.approx(psnr(out, gt), abs=0.01)
+    assert rec.ssim is not None and -1 <= rec.ssim <= 1
+    doc = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert doc["totals"]["mean_psnr"] == pytest.approx(rec.psnr)
+
+
+# --------------------------------------------------------------------------- bad files
+
+
+def test_cli_reports_bad_files_and_writes_good_ones(tmp_path, ckpt):
+    src = tmp_path / "in"
+    src.mkdir()
+    make_dng(src / "good1.dng", 32, 48, seed=1)
+    make_dng(src / "good2.DNG", 32, 48, seed=2)
+    good_bytes = (src / "good1.dng").read_bytes()
+    bad = {
+        "random.ARW": np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes(),
+        "empty.NEF": b"",
+        "truncated.dng": good_bytes[: len(good_bytes) // 3],
+        "photo.CR2": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(200),
+        "picture.arw": b"\x89PNG\r\n\x1a\n" + bytes(200),
+    }
+    for name, data in bad.items():
+        (src / name).write_bytes(data)
+    xtrans = np.array([[1, 1, 0, 1, 1, 2], [1, 1, 2, 1, 1, 0], [2, 0, 1, 0, 2, 1],
+                       [1, 1, 2, 1, 1, 0], [1, 1, 0, 1, 1, 2], [0, 2, 1, 2, 0, 1]])
+    write_dng(src / "xtrans.dng", scene_mosaic(48, 48), cfa=xtrans, black_level=512, white_level=16383)
+    bad["xtrans.dng"] = None  # a Fuji X-Trans sensor: unsupported by a Sony model
+    (src / "notes.txt").write_text("ignored: not a RAW extension")
+
+    out = tmp_path / "out"
+    proc = run_cli("--checkpoint", str(Path(ckpt).parent), "--out-dir", str(out), "--ratio", "50",
+                   "--no-progress", str(src))
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    for name in bad:
+        assert name in proc.stderr, f"{name} not reported:\n{proc.stderr}"
+    assert "unsupported sensor" in proc.stderr
+    assert (out / "good1_out.png").is_file() and (out / "good2_out.png").is_file()
+    assert sorted(p.name for p in out.glob("*.png")) == ["good1_out.png", "good2_out.png"]
+    doc = json.loads((out / "summary.json").read_text())
+    status = {Path(f["input"]).name: f["status"] for f in doc["files"]}
+    assert status == {"good1.dng": "ok", "good2.DNG": "ok", **{n: "failed" for n in bad}}
+    assert all(f["reason"] for f in doc["files"] if f["status"] == "failed")
+    assert doc["totals"]["failed"] == len(bad)
+
+
+def test_cli_usage_errors_exit_2(tmp_path, ckpt):
+    dng = make_dng(tmp_path / "d.dng", 32, 32)
+    proc = run_cli("--checkpoint", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path / "o"), "--ratio", "2",
+                   str(dng))
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_same_stem_twice_is_refused(tmp_path, ckpt):
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        make_dng(tmp_path / d / "x.dng", 32, 32)
+    with pytest.raises(SidFtError, match="same output"):
+        infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(tmp_path / "a"), str(tmp_path / "b")],
+                                               out_dir=str(tmp_path / "o"), ratio=2))
+
+
+def test_skip_existing(tmp_path, ckpt):
+    dng = make_dng(tmp_path / "d.dng", 32, 32)
+    opts = infer.InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "o"), ratio=2,
+                              progress=False)
+    assert infer.run_inference(opts).records[0].status == "ok"
+    opts.skip_existing = True
+    assert infer.run_inference(opts).records[0].status == "skipped"
+
+
+# --------------------------------------------------------------------------- tiling
+
+
+def test_tile_spans_cover_align_and_overlap():
+    for length, tile, overlap in [(1000, 256, 64), (1424, 512, 128), (2128, 384, 128), (300, 256, 128),
+                                  (257, 256, 0), (200, 256, 64)]:
+        spans = infer.tile_spans(length, tile, overlap)
+        assert spans[0][0] == 0 and spans[-1][1] == length
+        assert all(s % 16 == 0 for s, _ in spans)
+        assert all(e - s == tile for s, e in spans[:-1]) and tile <= spans[-1][1] - spans[-1][0] < tile + 16 \
+            or len(spans) == 1
+        assert all(a[1] - b[0] >= overlap for a, b in zip(spans, spans[1:]))
+        for scale in (1, 2):
+            total = np.zeros(scale * length)
+            for (s, _), w in zip(spans, infer.blend_windows(spans, scale)):
+                total[scale * s:scale * s + len(w)] += w
+            np.testing.assert_allclose(total, 1.0, atol=1e-6)
+    with pytest.raises(SidFtError, match="half the tile"):
+        infer.tile_spans(1000, 256, 200)
+
+
+def test_tiled_matches_full_resolution(tmp_path, ckpt):
+    """At the default overlap, tiled output is within 50 dB PSNR of the full-resolution output."""
+    packed = sid_raw.load_raw(make_dng(tmp_path / "t.dng", 2 * 300, 2 * 304, seed=3)).packed
+    x = infer.amplify(packed, 80)
+    with infer.Predictor(ckpt, device="cpu") as p:
+        full = p.predict(x)
+        p.tile = 256
+        spans = infer.tile_spans(300, 256, p.overlap)
+        assert len(spans) == 2  # 2 x 2 tiles: horizontal, vertical seams and a corner
+        tiled = p.predict(x)
+    assert full.std() > 0.01
+    assert psnr(tiled, full) >= 50.0
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def test_shard_from_environment():
+    env = {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_COUNT": "4"}
+    assert infer.shard_from_env(env) == (1, 4)
+    env = {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_MIN": "5", "SLURM_ARRAY_TASK_COUNT": "4"}
+    assert infer.shard_from_env(env) == (3, 4)
+    env = {"SLURM_ARRAY_TASK_ID": "10", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_STEP": "5",
+           "SLURM_ARRAY_TASK_COUNT": "3"}
+    assert infer.shard_from_env(env) == (3, 3)
+    assert infer.shard_from_env({"JOB_COMPLETION_INDEX": "0"}, count=3) == (1, 3)
+    assert infer.shard_from_env({"JOB_COMPLETION_INDEX": "2", "SID_FT_SHARD_COUNT": "3"}) == (3, 3)
+    with pytest.raises(SidFtError, match="shard-count"):
+        infer.shard_from_env({"JOB_COMPLETION_INDEX": "0"})
+    assert infer.shard_from_env({}) is None
+    assert infer.parse_shard("2/5") == (2, 5)
+    for bad in ("0/2", "3/2", "1", "a/b"):
+        with pytest.raises(SidFtError):
+            infer.parse_shard(bad)
+
+
+def test_shards_cover_a_folder_exactly_once(tmp_path, ckpt):
+    src = tmp_path / "in"
+    src.mkdir()
+    names = [f"img{i}" for i in (3, 0, 4, 1, 2)]
+    for i, n in enumerate(names):
+        make_dng(src / f"{n}.dng", 32, 32, seed=i)
+    out = tmp_path / "out"
+    seen = []
+    for k in (1, 2):
+        s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(src)], out_dir=str(out), ratio=3,
+                                                   shard=(k, 2), progress=False))
+        assert s.failed == 0 and s.summary_json.name == f"summary.shard-{k}-of-2.json"
+        seen.append(sorted(Path(r.input).stem for r in s.records))
+    assert seen[0] == ["img0", "img2", "img4"] and seen[1] == ["img1", "img3"]
+    assert sorted(p.name for p in out.glob("*_out.png")) == sorted(f"{n}_out.png" for n in names)
+
+
+# --------------------------------------------------------------------------- SavedModel
+
+
+def test_savedmodel_reproduces_test_py_output(tmp_path, ckpt):
+    dng = make_dng(tmp_path / "s.dng", 48, 64, seed=5)
+    export = tmp_path / "export" / "1"
+    proc = run_cli("--checkpoint", ckpt, "--out-dir", str(tmp_path / "o"), "--ratio", "40", "--no-progress",
+                   "--export-savedmodel", str(export), str(dng))
+    assert proc.returncode == 0, proc.stderr
+    packed = infer.amplify(sid_raw.load_raw(dng).packed, 40)
+    np.save(tmp_path / "x.npy", packed[None])
+    code = textwrap.dedent(f"""
+        import numpy as np, tensorflow as tf
+        m = tf.saved_model.load({str(export)!r})
+        f = m.signatures["serving_default"]
+        assert list(f.structured_input_signature[1]) == ["packed"], f.structured_input_signature
+        y = f(packed=tf.constant(np.load({str(tmp_path / 'x.npy')!r})))
+        assert list(y) == ["rgb"], list(y)
+        np.save({str(tmp_path / 'y.npy')!r}, y["rgb"].numpy())
+    """)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    served = np.load(tmp_path / "y.npy")[0]
+    written = pngio.read_png(tmp_path / "o" / "s_out.png") / 65535.0
+    assert served.shape == written.shape == (48, 64, 3)
+    assert np.abs(served - written).max() <= LSB16
+
+
+# --------------------------------------------------------------------------- real files
+
+
+def test_real_camera_samples_end_to_end(tmp_path, ckpt, shared_dir):
+    samples = shared_dir / "samples" / "raw"
+    files = sorted(p for p in samples.iterdir() if p.suffix.lower() in sid_raw.RAW_EXTENSIONS)
+    if not files:
+        pytest.skip(f"no RAW samples in {samples}")
+    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(samples)], out_dir=str(tmp_path),
+                                               ratio=1.0, progress=False))
+    assert s.failed == 0, [(r.input, r.reason) for r in s.records if r.status == "failed"]
+    for f in files:
+        packed = sid_raw.load_raw(f).packed
+        out = pngio.read_png(tmp_path / f"{f.stem}_out.png")
+        assert out.shape == (2 * packed.shape[0], 2 * packed.shape[1], 3) and out.dtype == np.uint16
