@@ -11,7 +11,7 @@ Measured in one run, on one machine (these machines are noisy: compare side by s
   convolution and transposed convolution) next to the machine's float32 matmul GFLOP/s
   (TensorFlow on the same device, and numpy);
 * for the full image and each ``--tiles`` size, in a fresh subprocess each: peak resident
-  memory (``ru_maxrss``), seconds, and PSNR of the tiled output against the full one.
+  memory (VmHWM), seconds, and PSNR of the tiled output against the full one.
 
 Usage::
 
@@ -126,18 +126,31 @@ def make_inputs(folder: Path, n: int, h: int, w: int) -> list[Path]:
     return paths
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB: VmHWM (reset by exec, unlike ru_maxrss on Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def child(args: argparse.Namespace) -> None:
-    """Subprocess: one full or tiled prediction; prints JSON with maxrss and timing."""
+    """Subprocess: one full or tiled prediction; prints JSON with peak memory and timing."""
     from sid_ft import infer, metrics
 
     x = np.load(args.child_input)
     tile = None if args.child_tile == 0 else args.child_tile
     with infer.Predictor(args.checkpoint, device=args.device, tile=tile, overlap=args.overlap) as p:
+        p.forward(x[None, :16, :16])  # graph warm-up, weights in memory
+        base = peak_rss_mb()
         t = time.perf_counter()
         y = p.predict(x)
         seconds = time.perf_counter() - t
-    result = {"tile": tile, "seconds": seconds,
-              "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+        peak = peak_rss_mb()
+    result = {"tile": tile, "seconds": seconds, "peak_mb": peak, "base_mb": base}
     if tile is None:
         np.save(args.child_output, y)
     else:
@@ -217,8 +230,9 @@ def main() -> None:
 
         np.save(tmp / "x.npy", x)
         tiles = [0] + [int(v) for v in args.tiles.split(",") if v.strip()]
-        print(f"\ntiling (overlap {args.overlap} packed px; each in a fresh process; maxrss includes TF itself):")
-        print(f"{'tile':>8} {'seconds':>8} {'maxrss MB':>10} {'PSNR vs full':>13}")
+        print(f"\ntiling (overlap {args.overlap} packed px; each in a fresh process; peak RSS = VmHWM, 'network' = "
+              "peak minus the RSS after loading TF, the weights and a 16x16 warm-up):")
+        print(f"{'tile':>8} {'seconds':>8} {'peak MB':>8} {'network MB':>11} {'PSNR vs full':>13}")
         for tile in tiles:
             cmd = [sys.executable, __file__, "--checkpoint", args.checkpoint, "--overlap", str(args.overlap),
                    "--child-tile", str(tile), "--child-input", str(tmp / "x.npy"),
@@ -233,7 +247,7 @@ def main() -> None:
             r = json.loads(lines[-1][7:])
             ps = r.get("psnr_vs_full")
             extra = f"  GPU peak {r['gpu_peak_mb']:.0f} MB" if "gpu_peak_mb" in r else ""
-            print(f"{tile or 'full':>8} {r['seconds']:8.2f} {r['maxrss_mb']:10.0f} "
+            print(f"{tile or 'full':>8} {r['seconds']:8.2f} {r['peak_mb']:8.0f} {r['peak_mb'] - r['base_mb']:11.0f} "
                   f"{('%.2f dB' % ps) if ps is not None else '-':>13}{extra}")
 
 

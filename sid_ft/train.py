@@ -401,10 +401,8 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
                     t0 = time.perf_counter()
                     patch = loader.get()
                     t1 = time.perf_counter()
-                    _, loss, lr, step = sess.run(
-                        [tg.train_op, tg.loss, tg.lr, tg.global_step], feed_for(tg, patch, patch.ratio)
-                    )
-                    step = int(step)
+                    _, loss, lr = sess.run([tg.train_op, tg.loss, tg.lr], feed_for(tg, patch, patch.ratio))
+                    step += 1  # minimize() adds one to global_step per run
                     t2 = time.perf_counter()
                     if not math.isfinite(loss):
                         raise SidFtError(

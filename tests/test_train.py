@@ -100,7 +100,7 @@ def test_loss_goes_down(dataset, pretrained, tmp_path):
 def test_resume_continues_step_count(dataset, pretrained, tmp_path):
     messages: list[str] = []
     train(_opts(dataset, pretrained, tmp_path / "run", steps=3), report=messages.append)
-    result = train(_opts(dataset, pretrained, tmp_path / "run", steps=5, pretrained="/nonexistent"),
+    result = train(_opts(dataset, "/nonexistent", tmp_path / "run", steps=5),
                    report=messages.append)
     assert result.resumed and result.global_step == 5
     assert any("resuming from" in m for m in messages)

@@ -207,10 +207,12 @@ def test_render_reference_of_xtrans_lies_on_the_packed_footprint(tmp_path):
                                    user_flip=0)
         top, left = image.origin
         full = full.astype(np.float32) / 65535
-        # LibRaw's X-Trans demosaic is not bit-reproducible run to run (a few pixels differ by up to ~5/65535)
-        assert np.allclose(gt, full[top:top + 3 * h, left:left + 3 * w], rtol=0, atol=2e-4)
-        assert not np.allclose(gt, full[top + 1:top + 1 + 3 * h, left:left + 3 * w], rtol=0, atol=2e-4)
-        assert not np.allclose(gt, full[top:top + 3 * h, left + 1:left + 1 + 3 * w], rtol=0, atol=2e-4)
+        # LibRaw's X-Trans demosaic is not bit-reproducible run to run with OpenMP (pixels near its
+        # 512-photosite tile seams differ by up to ~14/65535 here), so compare within 1e-3 (~66/65535)
+        assert np.allclose(gt, full[top:top + 3 * h, left:left + 3 * w], rtol=0, atol=1e-3)
+        # ... which still tells a crop one photosite off
+        assert np.abs(gt - full[top + 1:top + 1 + 3 * h, left:left + 3 * w]).max() > 2e-3
+        assert np.abs(gt - full[top:top + 3 * h, left + 1:left + 1 + 3 * w]).max() > 2e-3
 
 
 def test_write_dng_refuses_per_colour_xtrans_blacks(tmp_path):
