@@ -67,8 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="number of 3x3 conv layers in the g_add head (default: %(default)s)")
     model.add_argument("--g-add-width", type=int, default=d.g_add_width,
                        help="channels of the g_add layers (default: %(default)s)")
-    model.add_argument("--camera", default=d.camera, choices=["sony", "fuji"],
-                       help="network variant: sony (Bayer, 4-channel) or fuji (X-Trans) (default: %(default)s)")
+    model.add_argument("--camera", default=None, choices=["sony", "fuji"],
+                       help="network variant: sony (Bayer, 4-channel) or fuji (X-Trans, 9-channel); "
+                            "default: from the files, checked against the checkpoint")
+    model.add_argument("--from-scratch", action="store_true",
+                       help="start every layer from random weights instead of --pretrained (needs "
+                            "--trainable-scopes all); without it a missing --pretrained is an error")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--steps", type=int, default=d.steps,

@@ -75,7 +75,8 @@ class TrainOptions:
     feature_dtype: str = "float16"
     cache_dir: str | None = None  # default: <train_dir>/cache
     ratio_cap: float = 300.0
-    camera: str = "sony"
+    camera: str | None = None  # 'sony' | 'fuji'; None: from the files' packing (4 or 9 channels)
+    from_scratch: bool = False  # explicit: start from random weights instead of --pretrained
     progress: bool = True
 
 
@@ -251,6 +252,23 @@ def cached_features(
 
 # --------------------------------------------------------------------------- run
 
+def resolve_camera(loaded: Sequence[CachedPair], forced: str | None, model_camera: str | None,
+                   model_path: str | None) -> str:
+    """The network variant for these files: from their packing, checked against ``--camera`` and the model."""
+    by_channels = {spec.in_channels: name for name, spec in CAMERAS.items()}
+    kinds = {by_channels.get(int(cp.short.shape[-1])) for cp in loaded}
+    if len(kinds) > 1:
+        raise SidFtError(None, "the training files mix Bayer (sony) and X-Trans (fuji) sensors; train one at a time")
+    data_camera = kinds.pop()
+    if forced and forced != data_camera:
+        raise SidFtError(loaded[0].pair.short_path, f"--camera {forced} but the file packs as {data_camera} "
+                                                    f"({loaded[0].short.shape[-1]} channels)")
+    if model_camera and model_camera != data_camera:
+        raise SidFtError(model_path, f"a {model_camera} checkpoint cannot fine-tune on {data_camera} files "
+                                     f"(e.g. {loaded[0].pair.short_path}); use the {data_camera} model")
+    return data_camera
+
+
 def collect_pairs(opts: TrainOptions, report: Callable[[str], None]) -> tuple[list[Pair], list[str]]:
     """Pairs from ``--dataset-dir`` and/or ``--train-list``; problems are reported and skipped."""
     if not opts.dataset_dir and not opts.train_list:
@@ -314,20 +332,25 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
     trainable_scopes = parse_scopes(opts.trainable_scopes) or ["all"]
     exclude_scopes = parse_scopes(opts.checkpoint_exclude_scopes)
     mode = training_mode(trainable_scopes, opts.feature_cache)
+    if opts.from_scratch and mode != "full":
+        raise SidFtError(None, "--from-scratch trains random weights: it needs --trainable-scopes all "
+                               "(training only g_add on a random base makes no sense)")
     decay_step = opts.lr_decay_step if opts.lr_decay_step is not None else max(1, opts.steps // 2)
 
     # Resume wins over --pretrained (TF-Slim's rule); the head's shape then comes from the train dir.
     latest = tf.train.latest_checkpoint(str(train_dir))
     g_add = GAddConfig(depth=opts.g_add_depth, width=opts.g_add_width)
-    camera = opts.camera
+    model_camera = None
+    pretrained_prefix = None
     if latest:
         spec = ckpt.read_model_spec(latest)
-        camera = spec.camera
+        model_camera = spec.camera
         if spec.g_add is not None and spec.g_add != g_add:
             report(f"resuming with the g_add layers of {latest} ({spec.g_add}), not the options' ({g_add})")
             g_add = spec.g_add
-    else:
+    elif not opts.from_scratch:
         pretrained_prefix = ckpt.resolve_checkpoint(opts.pretrained)
+        model_camera = ckpt.read_model_spec(pretrained_prefix).camera
 
     pairs, skipped = collect_pairs(opts, report)
     cache_dir = Path(opts.cache_dir) if opts.cache_dir else train_dir / "cache"
@@ -338,6 +361,7 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
         report(f"skipped: {err}")
 
     loaded = decode.load_pairs(pairs, opts.ratio_cap, on_error=on_error)
+    camera = resolve_camera(loaded, opts.camera, model_camera, latest or pretrained_prefix)
     scale = CAMERAS[camera].scale
     config = {
         "options": dataclasses.asdict(opts),
@@ -348,7 +372,7 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
         "pairs": [dataclasses.asdict(cp.pair) | {"ratio": cp.ratio} for cp in loaded],
         "skipped": skipped,
         "resumed_from": latest,
-        "pretrained": None if latest else pretrained_prefix,
+        "pretrained": pretrained_prefix,
         "versions": _versions(),
         "command": sys.argv,
     }
@@ -364,6 +388,9 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
             except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as exc:
                 raise SidFtError(latest, f"cannot resume from this checkpoint: {exc.message.splitlines()[0]}") from None
             report(f"resuming from {latest} (step {int(sess.run(tg.global_step))}); --pretrained is ignored")
+        elif opts.from_scratch:
+            sess.run(tf.global_variables_initializer())
+            report("every layer starts from random weights (--from-scratch)")
         else:
             restored = ckpt.restore_pretrained(sess, pretrained_prefix, exclude_scopes=tuple(exclude_scopes))
             report(f"restored {len(restored)} tensors from {pretrained_prefix}")

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Step time of the three training modes at one patch size, measured in one run.
+
+    python benchmarks/bench_train_step.py --patch-size 256 --steps 20
+
+* full   — every layer learns (``--trainable-scopes all``): SID's own training step;
+* frozen — only g_add learns, the frozen network runs on every patch (``--no-feature-cache``);
+* cached — only g_add learns, on cached frozen-network features (the default).
+
+The modes run interleaved (one step of each in turn after a warm-up), so machine
+noise hits them alike; the figures are medians.  Weights are random: step time
+does not depend on their values.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from sid_ft._tf import tf1  # noqa: E402
+from sid_ft.model import GAddConfig  # noqa: E402
+from sid_ft.sampling import Patch  # noqa: E402
+from sid_ft.train import build_train_graph, feed_for  # noqa: E402
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--patch-size", type=int, default=256, help="packed patch size (default: %(default)s)")
+    ap.add_argument("--steps", type=int, default=15, help="timed steps per mode (default: %(default)s)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--g-add-depth", type=int, default=GAddConfig().depth)
+    ap.add_argument("--g-add-width", type=int, default=GAddConfig().width)
+    ap.add_argument("--json", help="also write the figures to this file")
+    args = ap.parse_args()
+
+    tf = tf1()
+    p = args.patch_size
+    rng = np.random.default_rng(0)
+    cfg = GAddConfig(depth=args.g_add_depth, width=args.g_add_width)
+    runners = {}
+    for mode, scopes in (("full", ["all"]), ("frozen", ["g_add"]), ("cached", ["g_add"])):
+        tg = build_train_graph("sony", cfg, mode, scopes, 1e-4, 10**9, 0.1)
+        config = tf.ConfigProto()
+        config.gpu_options.allow_growth = True
+        sess = tf.Session(graph=tg.graph, config=config)
+        with tg.graph.as_default():
+            sess.run(tf.global_variables_initializer())
+        packed = rng.uniform(0, 0.004, size=(p, p, 4)).astype(np.float32)
+        gt = rng.uniform(0, 1, size=(2 * p, 2 * p, 3)).astype(np.float32)
+        if mode == "cached":
+            feats, logits = sess.run(tg.base_features, {tg.inputs["image"]: np.minimum(packed * 100, 1)[None]})
+            patch = Patch(0, [feats[0], logits[0]], gt, 100.0, np.zeros(3, bool))
+        else:
+            patch = Patch(0, [packed], gt, 100.0, np.zeros(3, bool))
+        runners[mode] = (sess, tg, feed_for(tg, patch, 100.0))
+
+    times = {m: [] for m in runners}
+    for i in range(args.warmup + args.steps):
+        for mode, (sess, tg, feed) in runners.items():
+            t0 = time.perf_counter()
+            sess.run(tg.train_op, feed)
+            if i >= args.warmup:
+                times[mode].append(time.perf_counter() - t0)
+    med = {m: statistics.median(t) for m, t in times.items()}
+    device = "GPU" if tf.test.is_gpu_available() else f"CPU: {cpu_name()}, {os.cpu_count()} cores"
+    result = {
+        "patch_size": p, "g_add": cfg.to_dict(), "steps": args.steps, "device": device,
+        "median_step_s": med,
+        "speedup_cached_vs_full": med["full"] / med["cached"],
+        "speedup_frozen_vs_full": med["full"] / med["frozen"],
+        "speedup_cached_vs_frozen": med["frozen"] / med["cached"],
+    }
+    print(f"device: {device}; patch {p}x{p} packed; g_add depth {cfg.depth} width {cfg.width}; "
+          f"median of {args.steps} steps")
+    for m in ("full", "frozen", "cached"):
+        print(f"  {m:7s} {med[m] * 1000:9.1f} ms/step   {med['full'] / med[m]:6.1f}x vs full")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    for sess, _, _ in runners.values():
+        sess.close()
+
+
+if __name__ == "__main__":
+    main()
