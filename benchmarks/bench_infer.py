@@ -77,10 +77,11 @@ def machine() -> str:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}, {cores} cores usable, {platform.system()} {platform.release()}"
+    load = "load average %.2f %.2f %.2f" % os.getloadavg() if hasattr(os, "getloadavg") else ""
+    return f"{cpu}, {cores} cores usable, {platform.system()} {platform.release()}, {load}"
 
 
-def matmul_gflops(device: str | None, n: int = 2048, repeat: int = 5) -> tuple[float, float]:
+def matmul_gflops(device: str | None, n: int = 4096, repeat: int = 3) -> tuple[float, float]:
     """(TensorFlow, numpy) float32 n x n matmul GFLOP/s, medians."""
     from sid_ft._tf import tf1
     from sid_ft.infer import _session_config
@@ -196,7 +197,8 @@ def main() -> None:
 
             args.checkpoint = write_released_checkpoint(tmp / "ckpt", seed=0)
         t = time.perf_counter()
-        files = make_inputs(tmp / "in" if (tmp / "in").mkdir() is None else tmp, args.images, h, w)
+        (tmp / "in").mkdir()
+        files = make_inputs(tmp / "in", args.images, h, w)
         print(f"made {len(files)} DNGs of {h}x{w} in {time.perf_counter() - t:.1f} s")
 
         tf_gflops, np_gflops = matmul_gflops(args.device)
@@ -225,7 +227,7 @@ def main() -> None:
               f"ratio to bare forward {per_image / bare:.3f} (target <= 1.10)")
         print("  per-file stage medians (overlapped in the pipeline): "
               + ", ".join(f"{k[:-2]} {v:.3f} s" for k, v in stages.items()))
-        print(f"matmul 2048^2 float32: TensorFlow {tf_gflops:7.1f} GFLOP/s, numpy {np_gflops:7.1f} GFLOP/s; "
+        print(f"matmul 4096^2 float32: TensorFlow {tf_gflops:7.1f} GFLOP/s, numpy {np_gflops:7.1f} GFLOP/s; "
               f"network reaches {100 * flops / bare / 1e9 / tf_gflops:.0f}% of TF matmul")
 
         np.save(tmp / "x.npy", x)

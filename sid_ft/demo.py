@@ -9,7 +9,7 @@
    short exposures come from :mod:`sid_ft.simulate`'s noise model.  Two cameras:
 
    * ``source`` — RGGB, black 512, white 16383 (Sony-like), moderate noise;
-   * ``newcam`` — GRBG, black 256, white 4095 (12 bit), another colour response
+   * ``newcam`` — GRBG, black 1024, white 16383, another colour response
      and white balance, more read and row noise.  Scenes ``0xxxx`` are its few
      training pairs, ``1xxxx`` the held-out test scenes (SID's split rule).
 
@@ -58,9 +58,9 @@ SOURCE_CAMERA = DemoCamera(
     NoiseParams(gain=1.5, read_noise=4.0, row_noise=1.0),
 )
 NEW_CAMERA = DemoCamera(
-    "newcam", "GRBG", 256, 4095, (1.5, 1.0, 2.3),
+    "newcam", "GRBG", 1024, 16383, (1.5, 1.0, 2.3),
     ((0.70, 0.25, 0.05), (0.12, 0.78, 0.10), (0.05, 0.30, 0.65)),
-    NoiseParams(gain=0.45, read_noise=2.5, row_noise=1.2),
+    NoiseParams(gain=2.5, read_noise=6.0, row_noise=2.5),
 )
 
 LONG_S = 10.0
@@ -179,7 +179,7 @@ def _released_sony(root: Path) -> str | None:
         return None
 
 
-def _evaluate(checkpoint: str, test_list: Path, out_dir: Path, progress: bool) -> dict:
+def evaluate(checkpoint: str, test_list: Path, out_dir: Path, progress: bool) -> dict:
     from sid_ft.infer import InferOptions, run_inference
 
     summary = run_inference(InferOptions(checkpoint=checkpoint, test_list=str(test_list), out_dir=str(out_dir),
@@ -187,6 +187,24 @@ def _evaluate(checkpoint: str, test_list: Path, out_dir: Path, progress: bool) -
     if summary.failed:
         raise SidFtError(str(out_dir), f"{summary.failed} held-out file(s) failed; see summary.json")
     return {"psnr": summary.mean("psnr"), "ssim": summary.mean("ssim"), "records": summary.records}
+
+
+def base_model(root: Path, dirs: dict[str, Path], settings: DemoSettings, progress: bool,
+               report: Callable[[str], None]) -> str:
+    """The released Sony checkpoint under ``root/checkpoints/Sony``, else a short base training on the source camera."""
+    from sid_ft.train import TrainOptions, train
+
+    released = _released_sony(root)
+    if released:
+        report(f"[2/4] base model: released SID checkpoint {released}")
+        return released
+    report("[2/4] base model: no released checkpoint in checkpoints/Sony/, so a short from-scratch "
+           "training of every layer on the source camera (checkpoints/demo_base/)")
+    return train(TrainOptions(
+        dataset_dir=str(dirs["source"]), split="all", train_dir=str(root / "checkpoints" / "demo_base"),
+        from_scratch=True, trainable_scopes="all", steps=settings.base_steps, lr=settings.base_lr,
+        patch_size=settings.base_patch, save_every=max(1, settings.base_steps // 2), seed=settings.seed,
+        progress=progress, log_every=10), report=report).checkpoint
 
 
 def run_demo(root: str | os.PathLike = ".", settings: DemoSettings | None = None, progress: bool = True,
@@ -198,19 +216,7 @@ def run_demo(root: str | os.PathLike = ".", settings: DemoSettings | None = None
     root = Path(root)
     report("[1/4] demo dataset: photographs -> linear Bayer mosaics -> DNG pairs of two cameras")
     dirs = build_dataset(root / "datasets" / "demo", settings, progress)
-
-    released = _released_sony(root)
-    if released:
-        report(f"[2/4] base model: released SID checkpoint {released}")
-        base = released
-    else:
-        report("[2/4] base model: no released checkpoint in checkpoints/Sony/, so a short from-scratch "
-               "training of every layer on the source camera (checkpoints/demo_base/)")
-        base = train(TrainOptions(
-            dataset_dir=str(dirs["source"]), split="all", train_dir=str(root / "checkpoints" / "demo_base"),
-            from_scratch=True, trainable_scopes="all", steps=settings.base_steps, lr=settings.base_lr,
-            patch_size=settings.base_patch, save_every=max(1, settings.base_steps // 2), seed=settings.seed,
-            progress=progress, log_every=10), report=report).checkpoint
+    base = base_model(root, dirs, settings, progress, report)
 
     report("[3/4] fine-tune only the g_add layers on the new camera's training scenes (checkpoints/demo/)")
     finetune_dir = root / "checkpoints" / "demo"
@@ -222,8 +228,8 @@ def run_demo(root: str | os.PathLike = ".", settings: DemoSettings | None = None
 
     report("[4/4] base vs fine-tuned on the new camera's held-out scenes")
     test_list = dirs["newcam"] / "test_list.txt"
-    res_base = _evaluate(base, test_list, finetune_dir / "eval_base", progress)
-    res_ft = _evaluate(finetuned, test_list, finetune_dir / "eval_finetuned", progress)
+    res_base = evaluate(base, test_list, finetune_dir / "eval_base", progress)
+    res_ft = evaluate(finetuned, test_list, finetune_dir / "eval_finetuned", progress)
     images = []
     for rb, rf in zip(res_base["records"], res_ft["records"]):
         images.append({"input": rb.input, "ground_truth_png": str(Path(rf.output).with_name(

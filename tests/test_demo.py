@@ -1,0 +1,53 @@
+"""The demo's pieces at toy size (the full demo is the Quickstart's first command, not part of the suite)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import rawpy
+
+from sid_ft.dataset import find_pairs, read_pair_list
+from sid_ft.demo import NEW_CAMERA, SOURCE_CAMERA, DemoSettings, build_dataset, run_demo
+
+TOY = DemoSettings(crop=128, base_steps=4, base_patch=32, finetune_steps=4, finetune_patch=32,
+                   max_crops_per_photo=1, source_photos=("astronaut", "coffee"),
+                   newcam_train_photos=("rocket",), newcam_test_photos=("chelsea",), g_add_width=8)
+
+
+def test_dataset_is_two_real_cameras_in_sid_layout(tmp_path):
+    dirs = build_dataset(tmp_path / "demo", TOY, progress=False)
+    src = find_pairs(dirs["source"], split="train")
+    new_train = find_pairs(dirs["newcam"], split="train")
+    new_test = read_pair_list(dirs["newcam"] / "test_list.txt")
+    assert len(src) == 4 and len(new_train) == 2 and len(new_test) == 2
+    assert {p.ratio() for p in src} == {100.0, 250.0}
+    for pair, cam in ((src[0], SOURCE_CAMERA), (new_train[0], NEW_CAMERA)):
+        with rawpy.imread(pair.long_path) as raw:
+            pattern = "".join("RGBG"[i] for i in raw.raw_colors_visible[:2, :2].ravel())
+            assert pattern == cam.cfa
+            assert raw.white_level == cam.white
+            assert list(raw.black_level_per_channel) == [cam.black] * 4
+            long_level = raw.raw_image_visible.astype(float).mean() - cam.black
+        with rawpy.imread(pair.short_path) as raw:
+            short_level = raw.raw_image_visible.astype(float).mean() - cam.black
+        # the short exposure is the long one divided by the ratio (plus zero-mean noise)
+        assert abs(long_level / short_level / pair.ratio() - 1) < 0.3  # 100 vs 250 is far outside
+
+
+def test_toy_demo_end_to_end_and_rerun_reuses(tmp_path):
+    messages: list[str] = []
+    result = run_demo(tmp_path, TOY, progress=False, report=messages.append)
+    summary = json.loads((tmp_path / "checkpoints/demo/demo_summary.json").read_text())
+    for key in ("base_psnr", "finetuned_psnr", "base_ssim", "finetuned_ssim"):
+        assert np.isfinite(summary[key])
+    assert len(summary["images"]) == 2
+    assert all(Path(im["finetuned_png"]).exists() and Path(im["base_png"]).exists() for im in summary["images"])
+    assert (tmp_path / "checkpoints/demo_base/sid_ft.json").exists()
+    assert summary["finetuned_psnr"] != summary["base_psnr"]  # the g_add layers changed the output
+    metrics = (tmp_path / "checkpoints/demo/metrics.jsonl").read_text()
+    again: list[str] = []
+    result2 = run_demo(tmp_path, TOY, progress=False, report=again.append)
+    assert (tmp_path / "checkpoints/demo/metrics.jsonl").read_text() == metrics  # no new training
+    assert result2.finetuned_psnr == result.finetuned_psnr
+    assert any("nothing to do" in m for m in again)
