@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Quality of g_add fine-tuning against all-layer fine-tuning, on the demo's "new camera".
+
+    python benchmarks/bench_quality.py --workdir /tmp/sid_quality --steps 400
+
+From one base model (the released Sony checkpoint in ``<workdir>/checkpoints/Sony``
+if present, else the demo's short base training on the source camera), in one run:
+
+* base            — no fine-tuning;
+* g_add @ N       — only the g_add layers, N steps (cached features, the default);
+* all @ N         — every layer (``--trainable-scopes all``), N steps;
+* all @ g_add's time — every layer, as many steps as fit in g_add's wall-clock time.
+
+Each is evaluated on the new camera's held-out scenes (PSNR/SSIM against the
+rendered long exposure, through scripts/test.py's library).  The targets: at
+equal steps g_add recovers >= 80% of the all-layer PSNR gain; at equal time it
+beats all-layer fine-tuning.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from benchmarks.bench_train_step import cpu_name  # noqa: E402
+from sid_ft.demo import DemoSettings, base_model, build_dataset, evaluate  # noqa: E402
+from sid_ft.train import TrainOptions, train  # noqa: E402
+
+
+def finetune(name: str, workdir: Path, base: str, data: Path, settings: DemoSettings, steps: int, scopes: str,
+             lr: float) -> tuple[str, float, float]:
+    """Fine-tune from ``base``; returns (checkpoint, wall seconds excluding decode/feature caching, s/step)."""
+    train_dir = workdir / "runs" / name
+    shutil.rmtree(train_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    result = train(TrainOptions(dataset_dir=str(data), split="train", pretrained=base, train_dir=str(train_dir),
+                                steps=steps, lr=lr, lr_decay_step=10**9, patch_size=settings.finetune_patch,
+                                trainable_scopes=scopes, g_add_width=settings.g_add_width,
+                                g_add_depth=settings.g_add_depth, seed=settings.seed, save_every=10**9,
+                                progress=False, log_every=1, cache_dir=str(workdir / "cache")), report=lambda m: None)
+    wall = time.perf_counter() - t0
+    times = [json.loads(x)["step_time_s"] for x in (train_dir / "metrics.jsonl").read_text().splitlines()]
+    return result.checkpoint, wall, sum(times) / len(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workdir", default="benchmarks/results/quality", help="data, base model and runs go here")
+    ap.add_argument("--steps", type=int, default=400, help="fine-tuning steps N (default: %(default)s)")
+    ap.add_argument("--lr-g-add", type=float, default=1e-3)
+    ap.add_argument("--lr-all", type=float, default=1e-4, help="SID's rate for all layers (default: %(default)s)")
+    ap.add_argument("--json", help="also write the table here")
+    args = ap.parse_args()
+
+    settings = DemoSettings()
+    workdir = Path(args.workdir)
+    dirs = build_dataset(workdir / "datasets" / "demo", settings, progress=False)
+    base = base_model(workdir, dirs, settings, progress=False, report=lambda m: print(m, file=sys.stderr))
+    test_list = dirs["newcam"] / "test_list.txt"
+
+    rows = []
+
+    def add(name: str, ckpt: str, steps: int, wall: float | None, step_s: float | None) -> None:
+        res = evaluate(ckpt, test_list, workdir / "eval" / name, progress=False)
+        rows.append({"run": name, "steps": steps, "train_s": wall, "step_s": step_s,
+                     "psnr": res["psnr"], "ssim": res["ssim"]})
+
+    add("base", base, 0, None, None)
+    g_ckpt, g_wall, g_step = finetune("g_add", workdir, base, dirs["newcam"], settings, args.steps, "g_add",
+                                      args.lr_g_add)
+    add("g_add @ N", g_ckpt, args.steps, g_wall, g_step)
+    a_ckpt, a_wall, a_step = finetune("all", workdir, base, dirs["newcam"], settings, args.steps, "all", args.lr_all)
+    add("all @ N", a_ckpt, args.steps, a_wall, a_step)
+    # equal wall-clock: the all-layer steps that fit in g_add's measured step time x N
+    eq_steps = max(1, int(g_step * args.steps / a_step))
+    e_ckpt, e_wall, e_step = finetune("all_eq_time", workdir, base, dirs["newcam"], settings, eq_steps, "all",
+                                      args.lr_all)
+    add("all @ g_add's time", e_ckpt, eq_steps, e_wall, e_step)
+
+    base_psnr = rows[0]["psnr"]
+    gain_g, gain_a = rows[1]["psnr"] - base_psnr, rows[2]["psnr"] - base_psnr
+    print(f"machine: CPU {cpu_name()}, {os.cpu_count()} cores; new camera held-out scenes; N = {args.steps}")
+    print(f"{'run':22s} {'steps':>6s} {'s/step':>8s} {'PSNR dB':>8s} {'SSIM':>7s}")
+    for r in rows:
+        step = f"{r['step_s']:.3f}" if r["step_s"] else "-"
+        print(f"{r['run']:22s} {r['steps']:6d} {step:>8s} {r['psnr']:8.2f} {r['ssim']:7.4f}")
+    recovered = gain_g / gain_a if gain_a > 0 else float("nan")
+    print(f"g_add recovers {100 * recovered:.0f}% of the all-layer PSNR gain at equal steps "
+          f"({gain_g:+.2f} vs {gain_a:+.2f} dB); at equal time g_add {rows[1]['psnr']:.2f} vs all "
+          f"{rows[3]['psnr']:.2f} dB")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "recovered_fraction": recovered}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
