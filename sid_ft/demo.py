@@ -75,7 +75,7 @@ class DemoSettings:
     base_steps: int = 600
     base_lr: float = 3e-4
     base_patch: int = 128
-    finetune_steps: int = 400
+    finetune_steps: int = 600
     finetune_lr: float = 1e-3
     finetune_patch: int = 128
     g_add_width: int = 24
@@ -83,7 +83,9 @@ class DemoSettings:
     seed: int = 0
     source_photos: tuple[str, ...] = ("retina", "hubble_deep_field", "immunohistochemistry", "astronaut", "coffee",
                                       "rocket")
-    newcam_train_photos: tuple[str, ...] = ("astronaut", "coffee", "rocket")
+    newcam_train_photos: tuple[str, ...] = ("astronaut", "coffee", "rocket", "immunohistochemistry", "retina",
+                                            "hubble_deep_field")
+    newcam_train_crops: int = 2
     newcam_test_photos: tuple[str, ...] = ("chelsea", "colorwheel")
     max_crops_per_photo: int = 4
 
@@ -146,8 +148,9 @@ def build_dataset(root: str | os.PathLike, settings: DemoSettings, progress: boo
         for j, crop in enumerate(_crops(_photo(name), settings.crop, settings.max_crops_per_photo)):
             jobs.append((dirs["source"], f"0{k:02d}{j:02d}", crop, SOURCE_CAMERA))
     for k, name in enumerate(settings.newcam_train_photos):
-        crop = _crops(_photo(name), settings.crop, 1)[0]
-        jobs.append((dirs["newcam"], f"0{k:02d}00", crop, NEW_CAMERA))
+        # the last crops of each photo: the source camera took the first ones
+        for j, crop in enumerate(_crops(_photo(name), settings.crop, 99)[::-1][: settings.newcam_train_crops]):
+            jobs.append((dirs["newcam"], f"0{k:02d}{j:02d}", crop, NEW_CAMERA))
     for k, name in enumerate(settings.newcam_test_photos):
         crop = _crops(_photo(name), settings.crop, 1)[0]
         jobs.append((dirs["newcam"], f"1{k:02d}00", crop, NEW_CAMERA))

@@ -12,7 +12,8 @@ from sid_ft.demo import NEW_CAMERA, SOURCE_CAMERA, DemoSettings, build_dataset, 
 
 TOY = DemoSettings(crop=128, base_steps=4, base_patch=32, finetune_steps=4, finetune_patch=32,
                    max_crops_per_photo=1, source_photos=("astronaut", "coffee"),
-                   newcam_train_photos=("rocket",), newcam_test_photos=("chelsea",), g_add_width=8)
+                   newcam_train_photos=("rocket",), newcam_train_crops=1, newcam_test_photos=("chelsea",),
+                   g_add_width=8)
 
 
 def test_dataset_is_two_real_cameras_in_sid_layout(tmp_path):
