@@ -111,7 +111,7 @@ class ModelSpec:
 
     @property
     def description(self) -> str:
-        """E.g. 'Sony SID (plain)' or 'Fuji SID fine-tuned with g_add (depth 2, width 24)'."""
+        """E.g. 'Sony SID (plain)' or 'Fuji SID fine-tuned with g_add (depth 2, width 16)'."""
         cam = self.camera.capitalize()
         if self.g_add is None:
             return f"{cam} SID (plain)"

@@ -78,7 +78,7 @@ class DemoSettings:
     finetune_steps: int = 600
     finetune_lr: float = 1e-3
     finetune_patch: int = 128
-    g_add_width: int = 24
+    g_add_width: int = 16
     g_add_depth: int = 2
     seed: int = 0
     source_photos: tuple[str, ...] = ("retina", "hubble_deep_field", "immunohistochemistry", "astronaut", "coffee",

@@ -31,7 +31,7 @@ Usage::
     graph = tf.Graph()
     with graph.as_default():
         x = tf.placeholder(tf.float32, [None, None, None, 4])
-        out, end_points = sid_network(x, camera='sony', g_add=GAddConfig(depth=2, width=24))
+        out, end_points = sid_network(x, camera='sony', g_add=GAddConfig(depth=2, width=16))
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ class GAddConfig:
     """
 
     depth: int = 2
-    width: int = 24
+    width: int = 16
 
     def __post_init__(self) -> None:
         if int(self.depth) != self.depth or self.depth < 0:
@@ -259,7 +259,7 @@ def g_add_head(features: tf.Tensor, base_logits: tf.Tensor, config: GAddConfig |
       features: (N, h, w, 32) float32, the base network's ``end_points['g_conv9_2']``
         (or a placeholder fed with cached values).
       base_logits: (N, h, w, out_channels) float32, ``end_points['g_conv10']``.
-      config: depth and width of the head (default ``GAddConfig()``: 2 x 24).
+      config: depth and width of the head (default ``GAddConfig()``: 2 x 16).
       camera: 'sony' or 'fuji'; sets out_channels and the depth_to_space scale.
       reuse: variable reuse for the head's variables.
 

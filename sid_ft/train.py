@@ -68,7 +68,7 @@ class TrainOptions:
     log_every: int = 10
     seed: int = 0
     g_add_depth: int = 2
-    g_add_width: int = 24
+    g_add_width: int = 16
     trainable_scopes: str = "g_add"
     checkpoint_exclude_scopes: str = "g_add"
     feature_cache: bool = True
