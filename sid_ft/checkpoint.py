@@ -51,7 +51,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -59,6 +58,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from sid_ft import __version__
 from sid_ft._tf import slim as _slim_module
 from sid_ft._tf import tf1
+from sid_ft import atomic
 from sid_ft.errors import SidFtError
 from sid_ft.model import CAMERAS, G_ADD_SCOPE, GAddConfig, camera_spec, expected_variables
 
@@ -190,22 +190,6 @@ def _first_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- sid_ft.json
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` so that a crash leaves the old or the new file, never half of one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_model_json(train_dir: str | os.PathLike, camera: str, g_add: GAddConfig | None,
                      packing: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> str:
     """Write ``<train_dir>/sid_ft.json`` atomically and return its path.
@@ -230,7 +214,7 @@ def write_model_json(train_dir: str | os.PathLike, camera: str, g_add: GAddConfi
         info[key] = value
     os.makedirs(train_dir, exist_ok=True)
     path = os.path.join(os.fspath(train_dir), MODEL_JSON)
-    _atomic_write_text(path, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    atomic.write_text(path, json.dumps(info, indent=2, sort_keys=True) + "\n", fsync=True)
     return path
 
 

@@ -33,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 
-from sid_ft import __version__
+from sid_ft import __version__, atomic
 from sid_ft.dng import write_dng
 from sid_ft.errors import SidFtError
 from sid_ft.simulate import NoiseParams, simulate_short, unprocess_srgb
@@ -169,7 +169,7 @@ def build_dataset(root: str | os.PathLike, settings: DemoSettings, progress: boo
         long = next((dirs["newcam"] / "long").glob(f"{scene}_*.dng"))
         lines.append(f"./short/{short.name} ./long/{long.name} ISO0 F0")
     test_list.write_text("\n".join(lines) + "\n")
-    manifest.write_text(json.dumps(wanted, indent=2, default=str))
+    atomic.write_text(manifest, json.dumps(wanted, indent=2, default=str))
     return dirs
 
 
@@ -182,11 +182,12 @@ def _released_sony(root: Path) -> str | None:
         return None
 
 
-def evaluate(checkpoint: str, test_list: Path, out_dir: Path, progress: bool) -> dict:
+def evaluate(checkpoint: str, test_list: Path, out_dir: Path, progress: bool,
+             report: Callable[[str], None] = print) -> dict:
     from sid_ft.infer import InferOptions, run_inference
 
     summary = run_inference(InferOptions(checkpoint=checkpoint, test_list=str(test_list), out_dir=str(out_dir),
-                                         bits=8, progress=progress), report=lambda msg: print(msg))
+                                         bits=8, progress=progress), report=report)
     if summary.failed:
         raise SidFtError(str(out_dir), f"{summary.failed} held-out file(s) failed; see summary.json")
     return {"psnr": summary.mean("psnr"), "ssim": summary.mean("ssim"), "records": summary.records}
@@ -231,15 +232,15 @@ def run_demo(root: str | os.PathLike = ".", settings: DemoSettings | None = None
 
     report("[4/4] base vs fine-tuned on the new camera's held-out scenes")
     test_list = dirs["newcam"] / "test_list.txt"
-    res_base = evaluate(base, test_list, finetune_dir / "eval_base", progress)
-    res_ft = evaluate(finetuned, test_list, finetune_dir / "eval_finetuned", progress)
+    res_base = evaluate(base, test_list, finetune_dir / "eval_base", progress, report)
+    res_ft = evaluate(finetuned, test_list, finetune_dir / "eval_finetuned", progress, report)
     images = []
     for rb, rf in zip(res_base["records"], res_ft["records"]):
         images.append({"input": rb.input, "ground_truth_png": str(Path(rf.output).with_name(
             Path(rf.output).name.replace("_out.png", "_gt.png"))), "base_png": rb.output, "finetuned_png": rf.output,
             "base_psnr": rb.psnr, "finetuned_psnr": rf.psnr, "base_ssim": rb.ssim, "finetuned_ssim": rf.ssim})
     result = DemoResult(base, finetuned, res_base["psnr"], res_ft["psnr"], res_base["ssim"], res_ft["ssim"], images)
-    (finetune_dir / "demo_summary.json").write_text(json.dumps(asdict(result), indent=2))
+    atomic.write_text(finetune_dir / "demo_summary.json", json.dumps(asdict(result), indent=2))
 
     report("")
     report(f"{'held-out scene':34s} {'base PSNR':>10s} {'g_add PSNR':>11s} {'base SSIM':>10s} {'g_add SSIM':>11s}")

@@ -55,6 +55,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from sid_ft import atomic
+from sid_ft.atomic import atomic_path
 from sid_ft.errors import SidFtError
 
 __all__ = [
@@ -722,17 +724,13 @@ def write_summary(out_dir: str | os.PathLike, summary: RunSummary, info: Mapping
     rows = [{k: _jsonable(v) for k, v in asdict(r).items()} for r in summary.records]
     doc = {**(info or {}), "totals": summary.totals(), "files": rows}
     json_path, csv_path = out_dir / f"{name}.json", out_dir / f"{name}.csv"
-    tmp = json_path.with_name(f".{json_path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n")
-    os.replace(tmp, json_path)
-    tmp = csv_path.with_name(f".{csv_path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    atomic.write_text(json_path, json.dumps(doc, indent=1, default=str) + "\n")
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v))
                              for k, v in row.items()})
-    os.replace(tmp, csv_path)
     return json_path, csv_path
 
 
@@ -775,7 +773,6 @@ def run_inference(opts: InferOptions, report: Report | None = None,
 
     jobs: list[Job] = []
     failures: list[FileRecord] = []
-    records_by_input: dict[str, FileRecord] = {}
     bar_holder: list = []
 
     def say(message: str) -> None:

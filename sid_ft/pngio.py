@@ -24,10 +24,10 @@ half-written PNG never carries the final name (``--skip-existing`` relies on it)
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
+from sid_ft import atomic
 from sid_ft.errors import SidFtError
 
 __all__ = ["to_uint", "write_png", "read_png", "PNG_COMPRESSION"]
@@ -79,17 +79,9 @@ def write_png(path: str | os.PathLike, image: np.ndarray, compression: int = PNG
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])
     if not ok:
         raise SidFtError(path, "PNG encoding failed")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
+        atomic.write_bytes(path, buf.tobytes())
     except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
         raise SidFtError(path, f"cannot write PNG: {exc.strerror or exc}") from None
 
 

@@ -24,6 +24,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from sid_ft.atomic import atomic_path
 from sid_ft.dataset import Pair
 from sid_ft.errors import SidFtError
 from sid_ft import raw as sid_raw
@@ -39,10 +40,8 @@ def file_key(path: str | os.PathLike, *extra: object) -> str:
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` (.npy) through a temporary file and a rename."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
-    os.replace(tmp, path)
 
 
 def load_npy(path: Path) -> np.ndarray:

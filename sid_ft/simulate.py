@@ -43,6 +43,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from sid_ft import atomic
+from sid_ft.atomic import atomic_path
 from sid_ft.errors import SidFtError
 
 __all__ = [
@@ -777,17 +779,12 @@ def make_pairs(long_paths: str | os.PathLike | Iterable[str | os.PathLike],
 
 def _atomic(writer: Callable, path: Path, *args, **kwargs) -> None:
     """Write through a hidden temporary name so an interrupted run leaves no half file to reuse."""
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
+    with atomic_path(path) as tmp:
         writer(tmp, *args, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _write_manifest(manifest: Path, settings: dict, scenes: list | None) -> None:
     try:
-        manifest.write_text(json.dumps({"settings": settings, "scenes": scenes}, indent=2) + "\n")
+        atomic.write_text(manifest, json.dumps({"settings": settings, "scenes": scenes}, indent=2) + "\n")
     except OSError as err:
         raise SidFtError(manifest, f"cannot write: {err.strerror or err}") from err

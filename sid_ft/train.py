@@ -27,7 +27,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -37,10 +36,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from sid_ft import __version__
+from sid_ft import __version__, atomic
 from sid_ft.errors import SidFtError
 from sid_ft.dataset import Pair, find_pairs, read_pair_list
-from sid_ft.sampling import BackgroundLoader, CachedPair, DecodeCache, PatchSampler, load_npy, save_npy_atomic
+from sid_ft.sampling import (BackgroundLoader, CachedPair, DecodeCache, Patch, PatchSampler, load_npy,
+                             save_npy_atomic)
 from sid_ft import checkpoint as ckpt
 from sid_ft import model as sid_model
 from sid_ft.model import CAMERAS, GAddConfig
@@ -101,7 +101,8 @@ def parse_scopes(text: str | Sequence[str] | None) -> list[str]:
 
 
 def in_scopes(name: str, scopes: Sequence[str]) -> bool:
-    return any(name == s or name.startswith(s.rstrip("/") + "/") or name.startswith(s) for s in scopes)
+    """TF-Slim's rule: a variable is in a scope when its name starts with the scope string."""
+    return any(name.startswith(s) for s in scopes)
 
 
 def select_trainable(variables: Sequence, scopes: Sequence[str]) -> list:
@@ -291,18 +292,12 @@ def _versions() -> dict:
     tf = tf1()
     return {
         "sid_ft": __version__,
-        "tensorflow": tf.__version__ if hasattr(tf, "__version__") else tf.version.VERSION,
+        "tensorflow": tf.version.VERSION,
         "rawpy": rawpy.__version__,
         "libraw": ".".join(map(str, rawpy.libraw_version)),
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 def _png_bytes(rgb: np.ndarray) -> bytes:
@@ -376,7 +371,7 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
         "versions": _versions(),
         "command": sys.argv,
     }
-    _write_json_atomic(train_dir / "config.json", config)
+    atomic.write_text(train_dir / "config.json", json.dumps(config, indent=2, default=str))
 
     tg = build_train_graph(camera, g_add, mode, trainable_scopes, opts.lr, decay_step, opts.lr_decay_factor, opts.keep)
     session_config = tf.ConfigProto()
@@ -469,8 +464,6 @@ def sample_images(sess, tg: TrainGraph, sampler: PatchSampler, loaded, scale: in
     arrays, gt = sampler.sources[0], sampler.gts[0]
     h, w = arrays[0].shape[:2]
     y, x = (h - p) // 2, (w - p) // 2
-    from sid_ft.sampling import Patch
-
     patch = Patch(0, [np.asarray(a[y:y + p, x:x + p], np.float32) for a in arrays],
                   np.asarray(gt[scale * y:scale * (y + p), scale * x:scale * (x + p)], np.float32),
                   sampler.ratios[0], np.zeros(3, bool))
