@@ -67,12 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="number of 3x3 conv layers in the g_add head (default: %(default)s)")
     model.add_argument("--g-add-width", type=int, default=d.g_add_width,
                        help="channels of the g_add layers (default: %(default)s)")
+    model.add_argument("--g-add-packed-input", action=argparse.BooleanOptionalAction, default=d.g_add_packed_input,
+                       help="the g_add head also sees the packed, amplified RAW input (default: %(default)s)")
+    model.add_argument("--g-add-linear", action=argparse.BooleanOptionalAction, default=d.g_add_linear,
+                       help="add a linear 1x1 path (per-pixel colour matrix and gain) beside the g_add convs "
+                            "(default: %(default)s)")
     model.add_argument("--camera", default=None, choices=["sony", "fuji"],
                        help="network variant: sony (Bayer, 4-channel) or fuji (X-Trans, 9-channel); "
                             "default: from the files, checked against the checkpoint")
     model.add_argument("--from-scratch", action="store_true",
-                       help="start every layer from random weights instead of --pretrained (needs "
-                            "--trainable-scopes all); without it a missing --pretrained is an error")
+                       help="train plain SID (the released layout, no g_add layers) from random weights instead of "
+                            "--pretrained (needs --trainable-scopes all); the result can then be fine-tuned "
+                            "with g_add as --pretrained. Without it a missing --pretrained is an error")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--steps", type=int, default=d.steps,

@@ -27,8 +27,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = False) -> None:
-    """Write ``data`` to ``path`` atomically.
+def write_bytes(path: str | os.PathLike, data: "bytes | memoryview", fsync: bool = False) -> None:
+    """Write ``data`` (any bytes-like object, e.g. a uint8 array) to ``path`` atomically.
 
     The rename alone protects against a killed process; ``fsync=True`` also flushes
     the data to disk before the rename (against power loss), at the cost of a disk sync.

@@ -248,7 +248,9 @@ def _infer_camera(tensors: Mapping[str, list[int]], prefix: str) -> str:
                              + ", ".join(f"{n}: {s.in_channels}" for n, s in CAMERAS.items()) + ")")
 
 
-def _infer_g_add(tensors: Mapping[str, list[int]], prefix: str) -> GAddConfig | None:
+def _infer_g_add(tensors: Mapping[str, list[int]], prefix: str, camera: str) -> GAddConfig | None:
+    """The head's design from its tensors: depth and width from ``g_add_conv*``, whether it sees the
+    packed input from the first layer's input channels, ``linear`` from ``g_add_linear``."""
     head = {n: s for n, s in tensors.items()
             if n.startswith(G_ADD_SCOPE) and not _OPTIMIZER_SLOT.search(n)}
     if not head:
@@ -259,8 +261,11 @@ def _infer_g_add(tensors: Mapping[str, list[int]], prefix: str) -> GAddConfig | 
     if f"{G_ADD_SCOPE}_out/weights" not in head:
         raise SidFtError(prefix, f"has g_add tensors but no {G_ADD_SCOPE}_out/weights: "
                                  + ", ".join(sorted(head)))
-    width = head[f"{G_ADD_SCOPE}_conv1/weights"][-1] if depth else GAddConfig().width
-    return GAddConfig(depth=depth, width=int(width))
+    first = head[f"{G_ADD_SCOPE}_conv1/weights" if depth else f"{G_ADD_SCOPE}_out/weights"]
+    width = first[-1] if depth else GAddConfig().width
+    plain = GAddConfig(packed_input=False).head_input_channels(camera)
+    return GAddConfig(depth=depth, width=int(width), packed_input=len(first) == 4 and int(first[2]) != plain,
+                      linear=f"{G_ADD_SCOPE}_linear/weights" in head)
 
 
 def read_model_spec(path: str | os.PathLike) -> ModelSpec:
@@ -275,7 +280,7 @@ def read_model_spec(path: str | os.PathLike) -> ModelSpec:
     prefix = resolve_checkpoint(path)
     tensors = list_tensors(prefix)
     camera = _infer_camera(tensors, prefix)
-    g_add = _infer_g_add(tensors, prefix)
+    g_add = _infer_g_add(tensors, prefix, camera)
     info = read_model_json(os.path.dirname(prefix))
     if info is not None:
         json_path = os.path.join(os.path.dirname(prefix), MODEL_JSON)
@@ -327,13 +332,13 @@ def _base_names() -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=16)
-def _expected_cached(camera: str, depth: int | None, width: int | None) -> dict[str, list[int]]:
-    return expected_variables(camera, None if depth is None else GAddConfig(depth, width))
+def _expected_cached(camera: str, g_add: tuple | None) -> dict[str, list[int]]:
+    return expected_variables(camera, None if g_add is None else GAddConfig(*g_add))
 
 
 def _expected(camera: str, g_add: GAddConfig | None) -> dict[str, list[int]]:
     """:func:`sid_ft.model.expected_variables`, cached (building the throwaway graph takes a moment)."""
-    return _expected_cached(str(camera).lower(), *((None, None) if g_add is None else (g_add.depth, g_add.width)))
+    return _expected_cached(str(camera).lower(), None if g_add is None else tuple(g_add.to_dict().values()))
 
 
 def _mismatches(prefix: str, expected: Mapping[str, Sequence[int]],

@@ -72,8 +72,9 @@ class DemoSettings:
     """Sizes and step counts; the defaults fit the 10-minute budget on 2 CPU cores."""
 
     crop: int = 384  # mosaic crop of each photo (pixels); packed crops are half that
-    base_steps: int = 600
+    base_steps: int = 2400
     base_lr: float = 3e-4
+    base_lr_decay_step: int = 2000
     base_patch: int = 128
     finetune_steps: int = 600
     finetune_lr: float = 1e-3
@@ -86,7 +87,7 @@ class DemoSettings:
     newcam_train_photos: tuple[str, ...] = ("astronaut", "coffee", "rocket", "immunohistochemistry", "retina",
                                             "hubble_deep_field")
     newcam_train_crops: int = 2
-    newcam_test_photos: tuple[str, ...] = ("chelsea", "colorwheel")
+    newcam_test_photos: tuple[str, ...] = ("chelsea", "colorwheel", "motorcycle")
     max_crops_per_photo: int = 4
 
 
@@ -104,7 +105,10 @@ class DemoResult:
 def _photo(name: str) -> np.ndarray:
     import skimage.data
 
-    img = getattr(skimage.data, name)()
+    if name == "motorcycle":  # the left view of scikit-image's stereo pair
+        img = skimage.data.stereo_motorcycle()[0]
+    else:
+        img = getattr(skimage.data, name)()
     if img.ndim != 3 or img.shape[2] < 3:
         raise SidFtError(None, f"scikit-image sample {name!r} is not an RGB photograph")
     return img[..., :3]
@@ -207,6 +211,7 @@ def base_model(root: Path, dirs: dict[str, Path], settings: DemoSettings, progre
     return train(TrainOptions(
         dataset_dir=str(dirs["source"]), split="all", train_dir=str(root / "checkpoints" / "demo_base"),
         from_scratch=True, trainable_scopes="all", steps=settings.base_steps, lr=settings.base_lr,
+        lr_decay_step=settings.base_lr_decay_step,
         patch_size=settings.base_patch, save_every=max(1, settings.base_steps // 2), seed=settings.seed,
         progress=progress, log_every=10), report=report).checkpoint
 

@@ -114,30 +114,51 @@ class GAddConfig:
 
     depth: number of 3x3 conv + leaky ReLU layers (``g_add_conv1`` .. ``g_add_conv{depth}``), >= 0.
     width: channels of each of those layers, >= 1.
+    packed_input: the head also sees the network's packed, amplified input (the raw colour
+      the frozen network was given), not only its last features and logits.
+    linear: a zero-initialised 1x1 linear layer ``g_add_linear`` from the head's input straight
+      to the correction, beside the conv path: a per-pixel colour matrix and gain on the logits
+      (and the raw input), which a new camera's colour response needs first.
     """
 
     depth: int = 2
     width: int = 16
+    packed_input: bool = False
+    linear: bool = False
 
     def __post_init__(self) -> None:
         if int(self.depth) != self.depth or self.depth < 0:
             raise ValueError(f"g_add depth must be an integer >= 0, got {self.depth!r}")
         if int(self.width) != self.width or self.width < 1:
             raise ValueError(f"g_add width must be an integer >= 1, got {self.width!r}")
+        for flag in ("packed_input", "linear"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"g_add {flag} must be true or false, got {getattr(self, flag)!r}")
         self.depth = int(self.depth)
         self.width = int(self.width)
 
     def to_dict(self) -> dict:
-        """``{'depth': int, 'width': int}``."""
-        return {"depth": self.depth, "width": self.width}
+        """``{'depth': int, 'width': int, 'packed_input': bool, 'linear': bool}``."""
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "GAddConfig":
-        """Inverse of :meth:`to_dict`; unknown keys raise ValueError (a typo must not pass silently)."""
-        unknown = set(d) - {"depth", "width"}
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError (a typo must not pass silently).
+
+        Missing keys take the values of the first head design (depth 2, width 16, features and
+        logits only, no linear layer), so checkpoints written before a field existed still load.
+        """
+        keys = ("depth", "width", "packed_input", "linear")
+        unknown = set(d) - set(keys)
         if unknown:
             raise ValueError(f"unknown g_add setting(s): {sorted(unknown)}")
-        return cls(**{k: d[k] for k in ("depth", "width") if k in d})
+        legacy = {"depth": 2, "width": 16, "packed_input": False, "linear": False}
+        return cls(**{k: d.get(k, legacy[k]) for k in keys})
+
+    def head_input_channels(self, camera: str) -> int:
+        """Channels the head's first layer sees: g_conv9_2 (32) + g_conv10 logits (+ packed input)."""
+        spec = camera_spec(camera)
+        return _UP_WIDTHS[-1] + spec.out_channels + (spec.in_channels if self.packed_input else 0)
 
 
 def lrelu(x: tf.Tensor) -> tf.Tensor:
@@ -252,21 +273,24 @@ def sid_unet(inputs: tf.Tensor, camera: str = "sony", reuse=None) -> tuple[tf.Te
 
 
 def g_add_head(features: tf.Tensor, base_logits: tf.Tensor, config: GAddConfig | None = None,
-               camera: str = "sony", reuse=None) -> tuple[tf.Tensor, dict]:
+               camera: str = "sony", reuse=None, packed: tf.Tensor | None = None) -> tuple[tf.Tensor, dict]:
     """The g_add refinement head: a residual on the base logits at packed resolution.
 
     Args:
       features: (N, h, w, 32) float32, the base network's ``end_points['g_conv9_2']``
         (or a placeholder fed with cached values).
       base_logits: (N, h, w, out_channels) float32, ``end_points['g_conv10']``.
-      config: depth and width of the head (default ``GAddConfig()``: 2 x 16).
-      camera: 'sony' or 'fuji'; sets out_channels and the depth_to_space scale.
+      config: the head's design (default ``GAddConfig()``).
+      camera: 'sony' or 'fuji'; sets channel counts and the depth_to_space scale.
       reuse: variable reuse for the head's variables.
+      packed: (N, h, w, in_channels) float32, the packed amplified input the base network
+        saw; required when ``config.packed_input``, ignored otherwise.
 
-    Layers: concat([features, base_logits]) -> ``g_add_conv1`` .. ``g_add_conv{depth}``
-    (3x3, ``width`` channels, leaky ReLU 0.2) -> ``g_add_out`` (1x1 to out_channels,
-    weights and biases zero-initialised, no activation) = delta;
-    logits = base_logits + delta; output = depth_to_space(logits, scale).
+    Layers: x = concat([features, base_logits(, packed)]) -> ``g_add_conv1`` ..
+    ``g_add_conv{depth}`` (3x3, ``width`` channels, leaky ReLU 0.2) -> ``g_add_out``
+    (1x1 to out_channels, zero-initialised, no activation); with ``config.linear`` plus
+    ``g_add_linear`` (1x1 from x to out_channels, zero-initialised, no activation).
+    delta = the sum; logits = base_logits + delta; output = depth_to_space(logits, scale).
     Untrained, delta is exactly 0 and the output equals the base output bit for bit.
 
     Returns:
@@ -276,24 +300,34 @@ def g_add_head(features: tf.Tensor, base_logits: tf.Tensor, config: GAddConfig |
     config = GAddConfig() if config is None else config
     spec = camera_spec(camera)
     _require_root_scope("g_add_head")
-    for tensor, channels, what in ((features, _UP_WIDTHS[-1], "features (g_conv9_2)"),
-                                   (base_logits, spec.out_channels, "base_logits (g_conv10)")):
+    checks = [(features, _UP_WIDTHS[-1], "features (g_conv9_2)"),
+              (base_logits, spec.out_channels, "base_logits (g_conv10)")]
+    if config.packed_input:
+        if packed is None:
+            raise ValueError("this g_add head sees the packed input (packed_input=True): pass packed=")
+        checks.append((packed, spec.in_channels, "packed input"))
+    for tensor, channels, what in checks:
         if tensor.shape.rank is None or tensor.shape[-1] is None:
             raise ValueError(f"g_add_head needs the channel count of {what} known statically")
         if int(tensor.shape[-1]) != channels:
             raise ValueError(f"{what} for {camera} must have {channels} channels, got shape {tensor.shape}")
     end_points: dict[str, tf.Tensor] = {}
+    zero = tf.zeros_initializer()
     with tf.variable_scope(tf.get_variable_scope(), reuse=reuse, auxiliary_name_scope=False):
         with slim.arg_scope(sid_arg_scope()):
-            net = tf.concat([features, base_logits], axis=3, name=G_ADD_SCOPE + "_input")
+            head_in = tf.concat([t for t, _, _ in checks], axis=3, name=G_ADD_SCOPE + "_input")
+            net = head_in
             for i in range(1, config.depth + 1):
                 name = f"{G_ADD_SCOPE}_conv{i}"
                 net = slim.conv2d(net, config.width, [3, 3], scope=name)
                 end_points[name] = net
-            delta = slim.conv2d(net, spec.out_channels, [1, 1], activation_fn=None,
-                                weights_initializer=tf.zeros_initializer(),
-                                biases_initializer=tf.zeros_initializer(),
-                                scope=f"{G_ADD_SCOPE}_out")
+            delta = slim.conv2d(net, spec.out_channels, [1, 1], activation_fn=None, weights_initializer=zero,
+                                biases_initializer=zero, scope=f"{G_ADD_SCOPE}_out")
+            if config.linear:
+                linear = slim.conv2d(head_in, spec.out_channels, [1, 1], activation_fn=None, weights_initializer=zero,
+                                     biases_initializer=None, scope=f"{G_ADD_SCOPE}_linear")
+                end_points["g_add_linear"] = linear
+                delta = tf.add(delta, linear, name=f"{G_ADD_SCOPE}_delta")
             end_points["g_add_delta"] = delta
             logits = tf.add(base_logits, delta, name=f"{G_ADD_SCOPE}_logits")
             end_points["g_add_logits"] = logits
@@ -324,7 +358,7 @@ def sid_network(inputs: tf.Tensor, camera: str = "sony", g_add: GAddConfig | Non
     if g_add is None:
         return base_output, end_points
     output, head_points = g_add_head(end_points["g_conv9_2"], end_points["g_conv10"], g_add,
-                                     camera=camera, reuse=reuse)
+                                     camera=camera, reuse=reuse, packed=inputs)
     end_points.update(head_points)
     return output, end_points
 

@@ -69,6 +69,8 @@ class TrainOptions:
     seed: int = 0
     g_add_depth: int = 2
     g_add_width: int = 16
+    g_add_packed_input: bool = False
+    g_add_linear: bool = False
     trainable_scopes: str = "g_add"
     checkpoint_exclude_scopes: str = "g_add"
     feature_cache: bool = True
@@ -156,11 +158,12 @@ class TrainGraph:
     base_features: object  # (g_conv9_2, g_conv10) on inputs['image'] (for the feature cache)
     trainable: list
     saver: object
+    weights_finite: object  # scalar bool: every trainable variable is finite (checked before each save)
 
 
 def build_train_graph(
     camera: str,
-    g_add: GAddConfig,
+    g_add: GAddConfig | None,
     mode: str,
     trainable_scopes: Sequence[str],
     lr: float,
@@ -168,8 +171,13 @@ def build_train_graph(
     lr_decay_factor: float,
     keep: int = 5,
 ) -> TrainGraph:
-    """Build the training graph for ``mode`` ('full', 'frozen' or 'cached') in a new ``tf.Graph``."""
+    """Build the training graph for ``mode`` ('full', 'frozen' or 'cached') in a new ``tf.Graph``.
+
+    ``g_add`` None builds plain SID (only in 'full' mode: the other modes train the head).
+    """
     tf = tf1()
+    if g_add is None and mode != "full":
+        raise ValueError(f"training mode {mode!r} trains the g_add head: it needs a GAddConfig")
     spec = CAMERAS[camera]
     graph = tf.Graph()
     with graph.as_default():
@@ -185,15 +193,20 @@ def build_train_graph(
         else:
             _, base_ep = sid_model.sid_unet(image, camera=camera)
             base_features = (base_ep["g_conv9_2"], base_ep["g_conv10"])
+            packed = image
             if mode == "cached":
                 features = tf.placeholder(tf.float32, [1, None, None, FEATURE_CHANNELS], name="features")
                 logits = tf.placeholder(tf.float32, [1, None, None, spec.out_channels], name="base_logits")
                 inputs.update(features=features, base_logits=logits)
+                if g_add.packed_input:
+                    packed = tf.placeholder(tf.float32, [1, None, None, spec.in_channels], name="packed_input")
+                    inputs.update(packed_input=packed)
             elif mode == "frozen":
                 features, logits = (tf.stop_gradient(t) for t in base_features)
             else:
                 raise ValueError(f"unknown training mode {mode!r}")
-            output, _ = sid_model.g_add_head(augment(features, flags), augment(logits, flags), g_add, camera=camera)
+            output, _ = sid_model.g_add_head(augment(features, flags), augment(logits, flags), g_add, camera=camera,
+                                             packed=augment(packed, flags))
             target = augment_blocks(gt, flags, spec.scale)
         loss = tf.reduce_mean(tf.abs(output - target), name="l1_loss")
         lr_t = tf.train.piecewise_constant(
@@ -203,7 +216,10 @@ def build_train_graph(
         optimizer = tf.train.AdamOptimizer(lr_t)
         train_op = optimizer.minimize(loss, global_step=global_step, var_list=trainable)
         saver = ckpt.make_saver(max_to_keep=keep)
-    return TrainGraph(graph, mode, inputs, output, loss, lr_t, train_op, global_step, base_features, trainable, saver)
+        weights_finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.is_finite(v)) for v in trainable]),
+                                       name="weights_finite")
+    return TrainGraph(graph, mode, inputs, output, loss, lr_t, train_op, global_step, base_features, trainable, saver,
+                      weights_finite)
 
 
 def feed_for(tg: TrainGraph, patch, ratio: float) -> dict:
@@ -212,6 +228,8 @@ def feed_for(tg: TrainGraph, patch, ratio: float) -> dict:
     if tg.mode == "cached":
         feed[tg.inputs["features"]] = patch.packed[0][None]
         feed[tg.inputs["base_logits"]] = patch.packed[1][None]
+        if "packed_input" in tg.inputs:
+            feed[tg.inputs["packed_input"]] = np.minimum(patch.packed[2] * ratio, 1.0)[None]
     else:
         feed[tg.inputs["image"]] = np.minimum(patch.packed[0] * ratio, 1.0)[None]
     return feed
@@ -303,7 +321,7 @@ def _versions() -> dict:
 def _png_bytes(rgb: np.ndarray) -> bytes:
     import imageio.v3 as iio
 
-    return iio.imwrite("<bytes>", (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), extension=".png")
+    return iio.imwrite("<bytes>", (np.clip(np.nan_to_num(rgb), 0, 1) * 255 + 0.5).astype(np.uint8), extension=".png")
 
 
 def _tb_scalars(writer, step: int, values: dict) -> None:
@@ -333,15 +351,21 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
     decay_step = opts.lr_decay_step if opts.lr_decay_step is not None else max(1, opts.steps // 2)
 
     # Resume wins over --pretrained (TF-Slim's rule); the head's shape then comes from the train dir.
+    # --from-scratch trains plain SID (the released layout, ready to be fine-tuned with g_add later).
     latest = tf.train.latest_checkpoint(str(train_dir))
-    g_add = GAddConfig(depth=opts.g_add_depth, width=opts.g_add_width)
+    g_add: GAddConfig | None = None if opts.from_scratch else GAddConfig(
+        depth=opts.g_add_depth, width=opts.g_add_width, packed_input=opts.g_add_packed_input, linear=opts.g_add_linear)
     model_camera = None
     pretrained_prefix = None
     if latest:
         spec = ckpt.read_model_spec(latest)
         model_camera = spec.camera
-        if spec.g_add is not None and spec.g_add != g_add:
-            report(f"resuming with the g_add layers of {latest} ({spec.g_add}), not the options' ({g_add})")
+        if spec.g_add is None and mode != "full":
+            raise SidFtError(latest, "this train dir holds a plain SID model (no g_add layers) and cannot be resumed "
+                                     "as a g_add fine-tuning; pass it as --pretrained with a new --train-dir")
+        if spec.g_add != g_add:
+            report(f"resuming with the layers of {latest} ({spec.description}), not the options' "
+                   f"({'plain SID' if g_add is None else g_add})")
             g_add = spec.g_add
     elif not opts.from_scratch:
         pretrained_prefix = ckpt.resolve_checkpoint(opts.pretrained)
@@ -362,7 +386,7 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
         "options": dataclasses.asdict(opts),
         "mode": mode,
         "camera": camera,
-        "g_add": g_add.to_dict(),
+        "g_add": None if g_add is None else g_add.to_dict(),
         "lr_decay_step": decay_step,
         "pairs": [dataclasses.asdict(cp.pair) | {"ratio": cp.ratio} for cp in loaded],
         "skipped": skipped,
@@ -385,7 +409,7 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
             report(f"resuming from {latest} (step {int(sess.run(tg.global_step))}); --pretrained is ignored")
         elif opts.from_scratch:
             sess.run(tf.global_variables_initializer())
-            report("every layer starts from random weights (--from-scratch)")
+            report("every layer of plain SID starts from random weights (--from-scratch)")
         else:
             restored = ckpt.restore_pretrained(sess, pretrained_prefix, exclude_scopes=tuple(exclude_scopes))
             report(f"restored {len(restored)} tensors from {pretrained_prefix}")
@@ -394,19 +418,25 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
         if mode == "cached":
             fp = base_fingerprint(sess, tg)
             sources = cached_features(sess, tg, loaded, cache_dir, fp, opts.feature_dtype, opts.progress)
+            if g_add.packed_input:  # the head also sees the amplified short exposure
+                sources = [arrays + [cp.short] for arrays, cp in zip(sources, loaded)]
         else:
             sources = [[cp.short] for cp in loaded]
         sampler = PatchSampler(
             sources, [cp.gt for cp in loaded], [cp.ratio for cp in loaded], opts.patch_size,
             seed=opts.seed + start, names=[cp.pair.short_path for cp in loaded],
         )
-        spec_info = {"camera": camera, "g_add": g_add.to_dict()}
+        spec_info = {"camera": camera, "g_add": None if g_add is None else g_add.to_dict()}
         writer = tf.summary.FileWriter(str(train_dir))
         metrics_path = train_dir / "metrics.jsonl"
         last_saved = latest
         last_loss = None
 
         def save(step: int) -> str:
+            if not sess.run(tg.weights_finite):
+                raise SidFtError(str(train_dir), f"the weights became NaN or infinite by step {step}; training "
+                                                 f"stopped without saving them, the last good checkpoint is kept: "
+                                                 f"{last_saved}")
             path = ckpt.save_checkpoint(sess, tg.saver, str(train_dir), step, spec_info)
             sample_images(sess, tg, sampler, loaded, scale, writer, train_dir, step)
             writer.flush()

@@ -359,3 +359,19 @@ def test_save_checkpoint_refuses_a_saver_that_would_drop_variables(sony_ckpt, tm
             with pytest.raises(ValueError, match="g_add_conv1"):
                 save_checkpoint(sess, restore_only, tmp_path, 1, {"camera": "sony", "g_add": G_ADD})
     assert not list(tmp_path.iterdir())  # nothing written, not even sid_ft.json
+
+
+@pytest.mark.parametrize("cfg", [GAddConfig(depth=1, width=4, packed_input=True),
+                                 GAddConfig(depth=2, width=5, linear=True),
+                                 GAddConfig(depth=0, width=16, packed_input=True, linear=True)])
+def test_head_design_is_read_back_with_and_without_json(sony_ckpt, tmp_path, cfg):
+    train_dir = tmp_path / "train"
+    with tf.Graph().as_default():
+        inp = tf.placeholder(tf.float32, [None, None, None, 4])
+        sid_network(inp, g_add=cfg)
+        with _session() as sess:
+            restore_pretrained(sess, sony_ckpt)
+            prefix = save_checkpoint(sess, make_saver(), train_dir, 1, {"camera": "sony", "g_add": cfg.to_dict()})
+    assert read_model_spec(prefix).g_add == cfg
+    (train_dir / "sid_ft.json").unlink()  # from the tensors alone
+    assert read_model_spec(prefix).g_add == cfg

@@ -63,18 +63,31 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- PNG
 
 
+@pytest.mark.parametrize("compression", [pngio.PNG_FAST, 1, 6])
 @pytest.mark.parametrize("bits", [16, 8])
-def test_png_round_trips_every_bit(tmp_path, bits):
+def test_png_round_trips_every_bit(tmp_path, bits, compression):
     rng = np.random.default_rng(bits)
     peak = 65535 if bits == 16 else 255
     img = rng.integers(0, peak + 1, (37, 53, 3)).astype(np.uint16 if bits == 16 else np.uint8)
     img[0, 0] = 0
     img[-1, -1] = peak
-    pngio.write_png(tmp_path / "a.png", img)
+    pngio.write_png(tmp_path / "a.png", img, compression=compression)
     back = pngio.read_png(tmp_path / "a.png")
     assert back.dtype == img.dtype and back.shape == img.shape
     np.testing.assert_array_equal(back, img)  # channel order and low bits survive
     assert not list(tmp_path.glob(".*tmp*")), "temporary file left behind"
+
+
+def test_png_fast_encoding_compresses_smooth_images(tmp_path):
+    # Huffman-only coding still compresses: a smooth 16-bit gradient ends well below the raw size
+    yy, xx = np.mgrid[0:128, 0:192]
+    img = np.stack([xx * 300, yy * 400, (xx + yy) * 150], axis=-1).astype(np.uint16)
+    pngio.write_png(tmp_path / "fast.png", img)
+    pngio.write_png(tmp_path / "stored.png", img, compression=0)
+    assert (tmp_path / "fast.png").stat().st_size < 0.8 * (tmp_path / "stored.png").stat().st_size
+    np.testing.assert_array_equal(pngio.read_png(tmp_path / "fast.png"), img)
+    with pytest.raises(ValueError, match="zlib level"):
+        pngio.write_png(tmp_path / "bad.png", img, compression=12)
 
 
 def test_to_uint_rounds_and_clips():

@@ -121,6 +121,50 @@ def test_g_add_head_on_placeholders_is_residual_and_scoped():
     assert not np.allclose(y1, expected)
 
 
+def test_g_add_head_sees_packed_input_and_has_a_linear_path():
+    rng = np.random.default_rng(4)
+    feats = rng.standard_normal((1, 6, 7, 32)).astype(np.float32)
+    logits = rng.standard_normal((1, 6, 7, 12)).astype(np.float32)
+    packed = rng.uniform(0, 1, (1, 6, 7, 4)).astype(np.float32)
+    cfg = GAddConfig(depth=1, width=6, packed_input=True, linear=True)
+    with tf.Graph().as_default():
+        f = tf.placeholder(tf.float32, [None, None, None, 32])
+        b = tf.placeholder(tf.float32, [None, None, None, 12])
+        x = tf.placeholder(tf.float32, [None, None, None, 4])
+        with pytest.raises(ValueError, match="packed"):
+            g_add_head(f, b, cfg)  # the design needs the input
+        out, ep = g_add_head(f, b, cfg, packed=x)
+        names = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+        feed = {f: feats, b: logits, x: packed}
+        with _session() as sess:
+            sess.run(tf.global_variables_initializer())
+            y0 = sess.run(out, feed)
+            expected = sess.run(tf.nn.depth_to_space(logits, 2))
+            lin = [v for v in tf.global_variables() if v.op.name == "g_add_linear/weights"][0]
+            # only the linear path is non-zero: the correction is exactly that 1x1 map of the head's input
+            w = rng.standard_normal(lin.shape.as_list()).astype(np.float32) * 0.1
+            lin.load(w, sess)
+            delta = sess.run(ep["g_add_delta"], feed)
+    assert names["g_add_conv1/weights"] == [3, 3, 32 + 12 + 4, 6]
+    assert names["g_add_linear/weights"] == [1, 1, 32 + 12 + 4, 12]
+    assert "g_add_linear/biases" not in names  # g_add_out's bias already is the constant term
+    assert cfg.head_input_channels("sony") == 48 and GAddConfig().head_input_channels("fuji") == 32 + 27
+    assert np.array_equal(y0, expected)
+    head_in = np.concatenate([feats, logits, packed], axis=3)
+    np.testing.assert_allclose(delta, np.einsum("nhwc,cd->nhwd", head_in, w[0, 0]), rtol=1e-4, atol=1e-5)
+
+
+def test_g_add_config_round_trip_and_legacy_dicts():
+    cfg = GAddConfig(depth=3, width=7, packed_input=True, linear=True)
+    assert GAddConfig.from_dict(cfg.to_dict()) == cfg
+    # a head description written before packed_input/linear existed is the original design
+    assert GAddConfig.from_dict({"depth": 2, "width": 24}) == GAddConfig(2, 24, packed_input=False, linear=False)
+    with pytest.raises(ValueError, match="unknown"):
+        GAddConfig.from_dict({"depth": 2, "widht": 3})
+    with pytest.raises(ValueError, match="true or false"):
+        GAddConfig(linear="yes")
+
+
 def test_g_add_head_rejects_wrong_channels():
     with tf.Graph().as_default():
         f = tf.placeholder(tf.float32, [None, None, None, 32])

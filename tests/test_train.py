@@ -108,7 +108,9 @@ def test_resume_continues_step_count(dataset, pretrained, tmp_path):
     assert steps == [1, 2, 3, 4, 5]
 
 
-def test_same_update_with_and_without_feature_cache(pretrained):
+@pytest.mark.parametrize("cfg", [GAddConfig(depth=2, width=8), GAddConfig(depth=1, width=8, packed_input=True,
+                                                                            linear=True)])
+def test_same_update_with_and_without_feature_cache(pretrained, cfg):
     """The cache is an optimisation: from the same patch, 'cached' and 'frozen' make the same updates."""
     tf = tf1()
     rng = np.random.default_rng(0)
@@ -116,7 +118,6 @@ def test_same_update_with_and_without_feature_cache(pretrained):
     gt = rng.uniform(0, 1, size=(48, 48, 3)).astype(np.float32)
     flags = np.array([True, False, True])
     ratio = 50.0
-    cfg = GAddConfig(depth=2, width=8)
     results = {}
     for mode in ("frozen", "cached"):
         tg = build_train_graph("sony", cfg, mode, ["g_add"], 1e-3, 1000, 0.1)
@@ -129,7 +130,7 @@ def test_same_update_with_and_without_feature_cache(pretrained):
                 v.load(np.random.default_rng(i).normal(0, 0.05, v.shape.as_list()).astype(np.float32), sess)
             if mode == "cached":
                 feats, logits = sess.run(tg.base_features, {tg.inputs["image"]: np.minimum(packed * ratio, 1)[None]})
-                patch = Patch(0, [feats[0], logits[0]], gt, ratio, flags)
+                patch = Patch(0, [feats[0], logits[0], packed], gt, ratio, flags)
             else:
                 patch = Patch(0, [packed], gt, ratio, flags)
             losses = [sess.run([tg.train_op, tg.loss], feed_for(tg, patch, ratio))[1] for _ in range(3)]
@@ -203,3 +204,54 @@ def test_kill_9_during_training_resumes(dataset, pretrained, tmp_path):
     reached = int(latest.rsplit("-", 1)[1])
     result = train(_opts(dataset, pretrained, run, steps=reached + 2), report=lambda m: None)
     assert result.resumed and result.global_step == reached + 2
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(dataset, pretrained, tmp_path):
+    from sid_ft.errors import SidFtError
+
+    run = tmp_path / "run"
+    good = train(_opts(dataset, pretrained, run, steps=2), report=lambda m: None).checkpoint
+    # a learning rate of 1e30 drives the head's weights to ~1e30: the output overflows and the loss is inf/NaN
+    with pytest.raises(SidFtError, match=r"loss became (inf|nan).*last good checkpoint is kept") as err:
+        train(_opts(dataset, pretrained, run, steps=50, lr=1e30, lr_decay_step=1000), report=lambda m: None)
+    assert good in str(err.value)
+    tf = tf1()
+    assert tf.train.latest_checkpoint(str(run)) == good
+    reader = tf.train.load_checkpoint(good)
+    for name in reader.get_variable_to_shape_map():
+        assert np.all(np.isfinite(reader.get_tensor(name))), name
+
+
+def test_non_finite_weights_are_never_saved(dataset, pretrained, tmp_path):
+    from sid_ft.errors import SidFtError
+
+    run = tmp_path / "run"
+    good = train(_opts(dataset, pretrained, run, steps=2), report=lambda m: None).checkpoint
+    # saving after every step: the step whose update makes the weights infinite must not be saved
+    with pytest.raises(SidFtError, match=r"(weights became NaN or infinite|loss became)"):
+        train(_opts(dataset, pretrained, run, steps=50, lr=3e38, lr_decay_step=1000, save_every=1),
+              report=lambda m: None)
+    tf = tf1()
+    latest = tf.train.latest_checkpoint(str(run))
+    reader = tf.train.load_checkpoint(latest)
+    for name in reader.get_variable_to_shape_map():
+        assert np.all(np.isfinite(reader.get_tensor(name))), (latest, name)
+    assert int(latest.rsplit("-", 1)[1]) >= int(good.rsplit("-", 1)[1])
+
+
+def test_from_scratch_trains_plain_sid(dataset, tmp_path):
+    from sid_ft.errors import SidFtError
+
+    run = tmp_path / "scratch"
+    result = train(_opts(dataset, "/nonexistent", run, steps=2, from_scratch=True, trainable_scopes="all"),
+                   report=lambda m: None)
+    spec = ckpt.read_model_spec(result.checkpoint)
+    assert spec.g_add is None and spec.camera == "sony"
+    names = tf1().train.load_checkpoint(result.checkpoint).get_variable_to_shape_map()
+    assert not [n for n in names if n.startswith("g_add")]
+    # the plain model is a base for g_add fine-tuning ...
+    tuned = train(_opts(dataset, result.checkpoint, tmp_path / "tuned", steps=2), report=lambda m: None)
+    assert ckpt.read_model_spec(tuned.checkpoint).g_add is not None
+    # ... but its own train dir cannot be resumed as a g_add run
+    with pytest.raises(SidFtError, match="plain SID model"):
+        train(_opts(dataset, "/nonexistent", run, steps=4), report=lambda m: None)
