@@ -210,23 +210,45 @@ def main() -> None:
             t = time.perf_counter()
             predictor.forward(x[None])
             times.append(time.perf_counter() - t)
-        bare = statistics.median(times)
         flops = sid_flops(*x.shape[:2])
 
         opts = infer.InferOptions(checkpoint=args.checkpoint, inputs=[str(f) for f in files],
                                   out_dir=str(tmp / "out"), ratio=100.0, progress=False, device=args.device)
         summary = infer.run_inference(opts, predictor=predictor)
-        predictor.close()
         per_image = summary.wall_s / len(files)
         stages = {k: statistics.median(getattr(r, k) for r in summary.records)
                   for k in ("decode_s", "network_s", "write_s")}
+        for _ in range(max(1, args.repeat // 2)):  # the bare forward again, after the batches: drift shows up here
+            t = time.perf_counter()
+            predictor_output = predictor.forward(x[None])[0]
+            times.append(time.perf_counter() - t)
+        predictor_in, predictor_scale = predictor.in_channels, predictor.scale
+        predictor.close()
+        bare = statistics.median(times)
+        (tmp / "alone").mkdir()
 
         print(f"\nimage: mosaic {h}x{w}, packed {x.shape[0]}x{x.shape[1]}, network {flops / 1e9:.1f} GFLOP per image")
-        print(f"bare forward (median of {args.repeat}):  {bare:8.3f} s/image  -> {flops / bare / 1e9:7.1f} GFLOP/s")
-        print(f"end to end ({len(files)} files):        {per_image:8.3f} s/image  ({1 / per_image:.3f} images/s), "
+        print(f"bare forward (median of {len(times)}, before and after the batches):  {bare:8.3f} s/image  -> "
+              f"{flops / bare / 1e9:7.1f} GFLOP/s  (each: {', '.join('%.2f' % t for t in times)})")
+        print(f"end to end ({len(files)} files):  {per_image:8.3f} s/image ({1 / per_image:.3f} images/s), "
               f"ratio to bare forward {per_image / bare:.3f} (target <= 1.10)")
         print("  per-file stage medians (overlapped in the pipeline): "
               + ", ".join(f"{k[:-2]} {v:.3f} s" for k, v in stages.items()))
+        # the CPU work besides the network, measured alone: with C cores busy with the network, the
+        # pipeline cannot beat 1 + (this / (C x bare)) unless the network leaves cores idle (a GPU does)
+        rgb = predictor_output
+        t = time.process_time()
+        job = infer.Job(input=files[0])
+        decoded = infer._decode(job, opts, predictor_in, predictor_scale)
+        decode_cpu = time.process_time() - t
+        t = time.process_time()
+        infer._write(decoded, rgb, infer.output_paths(job, tmp / "alone"), 16, False,
+                     infer.FileRecord(input=str(files[0]), status="running"))
+        write_cpu = time.process_time() - t
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        print(f"  CPU-seconds per image besides the network, alone: decode+pack {decode_cpu:.2f}, 16-bit PNG "
+              f"{write_cpu:.2f}; if the network keeps all {cores} cores busy the ratio is at least "
+              f"{1 + (decode_cpu + write_cpu) / (cores * bare):.3f}")
         print(f"matmul 4096^2 float32: TensorFlow {tf_gflops:7.1f} GFLOP/s, numpy {np_gflops:7.1f} GFLOP/s; "
               f"network reaches {100 * flops / bare / 1e9 / tf_gflops:.0f}% of TF matmul")
 

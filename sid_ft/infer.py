@@ -693,16 +693,17 @@ def _write(d: _Decoded, rgb: np.ndarray, paths: dict[str, Path], bits: int, metr
     from sid_ft import pngio
 
     t0 = time.perf_counter()
-    pngio.write_png(paths["out"], pngio.to_uint(rgb, bits))
-    if d.gt is not None:
-        pngio.write_png(paths["gt"], pngio.to_uint(d.gt, bits))
-        if d.scale_img is not None:
-            pngio.write_png(paths["scale"], pngio.to_uint(d.scale_img, bits))
-        if metrics:
-            from sid_ft.metrics import psnr, ssim
+    if d.gt is not None and metrics:  # on the network's float output, before it is quantised in place
+        from sid_ft.metrics import psnr, ssim
 
-            record.psnr = psnr(rgb, d.gt)
-            record.ssim = ssim(rgb, d.gt, gaussian=True)
+        record.psnr = psnr(rgb, d.gt)
+        record.ssim = ssim(rgb, d.gt, gaussian=True)
+    # rgb, gt and the scaled input are not used after this: quantise and reorder them in their own memory
+    pngio.write_png(paths["out"], pngio.to_uint(rgb, bits, in_place=True), in_place=True)
+    if d.gt is not None:
+        pngio.write_png(paths["gt"], pngio.to_uint(d.gt, bits, in_place=True), in_place=True)
+        if d.scale_img is not None:
+            pngio.write_png(paths["scale"], pngio.to_uint(d.scale_img, bits, in_place=True), in_place=True)
     record.write_s = time.perf_counter() - t0
     record.seconds = (record.decode_s or 0) + (record.network_s or 0) + record.write_s
     record.status = "ok"

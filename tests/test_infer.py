@@ -361,3 +361,4 @@ def test_real_camera_samples_end_to_end(tmp_path, ckpt, shared_dir):
         packed = sid_raw.load_raw(f).packed
         out = pngio.read_png(tmp_path / f"{f.stem}_out.png")
         assert out.shape == (2 * packed.shape[0], 2 * packed.shape[1], 3) and out.dtype == np.uint16
+
