@@ -115,7 +115,9 @@ class ModelSpec:
         cam = self.camera.capitalize()
         if self.g_add is None:
             return f"{cam} SID (plain)"
-        return f"{cam} SID fine-tuned with g_add (depth {self.g_add.depth}, width {self.g_add.width})"
+        extras = "".join(f", {what}" for what, on in (("sees the packed input", self.g_add.packed_input),
+                                                     ("linear path", self.g_add.linear)) if on)
+        return f"{cam} SID fine-tuned with g_add (depth {self.g_add.depth}, width {self.g_add.width}{extras})"
 
 
 # --------------------------------------------------------------------------- finding
@@ -618,9 +620,11 @@ def format_inspection(info: Mapping[str, Any]) -> str:
             lines.append(f"  {name} {list(shape)}")
     lines.append(f"model: {info['model'] or 'not recognised'}")
     if info["fits"]:
+        head = info["g_add"]
         lines.append(f"fits the network: yes ({info['camera']} SID"
-                     + (f" + g_add depth {info['g_add']['depth']} width {info['g_add']['width']})"
-                        if info["g_add"] else ")"))
+                     + (f" + g_add depth {head['depth']} width {head['width']}"
+                        + (" packed_input" if head.get("packed_input") else "")
+                        + (" linear" if head.get("linear") else "") + ")" if head else ")"))
     else:
         lines.append("fits the network: no")
         lines.extend(f"  {p}" for p in info["problems"])

@@ -374,4 +374,7 @@ def test_head_design_is_read_back_with_and_without_json(sony_ckpt, tmp_path, cfg
             prefix = save_checkpoint(sess, make_saver(), train_dir, 1, {"camera": "sony", "g_add": cfg.to_dict()})
     assert read_model_spec(prefix).g_add == cfg
     (train_dir / "sid_ft.json").unlink()  # from the tensors alone
-    assert read_model_spec(prefix).g_add == cfg
+    spec = read_model_spec(prefix)
+    assert spec.g_add == cfg
+    assert ("sees the packed input" in spec.description) == cfg.packed_input
+    assert ("linear path" in spec.description) == cfg.linear
