@@ -32,12 +32,15 @@ examples:
   #       '/data/raw/**/*.ARW' --ratio 100 --skip-existing --device gpu:0"
   # Kubernetes indexed Job with 8 completions: JOB_COMPLETION_INDEX is read, N must be given
   python scripts/test.py --checkpoint ckpt --out-dir out /data/raw --ratio 100 --shard-count 8
+  # once every shard has finished: one summary.json / .csv for the whole run (names missing shards)
+  python scripts/test.py --merge-summaries out
 
   # a SavedModel for TF Serving / Apache Beam RunInference (packed, amplified batch in, RGB out)
   python scripts/test.py --checkpoint checkpoints/mycam --export-savedmodel export/sid/1
 
 exit status: 0 when every file was written, 1 when any file failed (each is named on stderr and in
-summary.json), 2 for a problem with the command itself (options, checkpoint, out dir).
+summary.json) or, with --merge-summaries, a shard's summary is missing, 2 for a problem with the
+command itself (options, checkpoint, out dir).
 """
 
 
@@ -55,8 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="RAW files, folders (their RAW files, any case of extension) or glob patterns ('**' recurses)")
-    p.add_argument("--checkpoint", required=True,
-                   help="train dir, checkpoint prefix, or released SID checkpoint folder (e.g. checkpoints/Sony/)")
+    p.add_argument("--checkpoint",
+                   help="train dir, checkpoint prefix, or released SID checkpoint folder (e.g. checkpoints/Sony/); "
+                        "required except with --merge-summaries")
+    p.add_argument("--merge-summaries", metavar="DIR",
+                   help="only merge DIR's summary.shard-K-of-N.json files (a finished sharded run) into "
+                        "DIR/summary.json and .csv, then exit")
     p.add_argument("--out-dir", help="where outputs, summary.json and summary.csv go (created if needed)")
     p.add_argument("--test-list", help="SID pair list ('short long ISO F' per line, paths relative to the list): "
                                        "the long exposures are the ground truth")
@@ -99,7 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.merge_summaries:
+        return merge(args.merge_summaries)
+    if not args.checkpoint:
+        parser.error("--checkpoint is required (a train dir, checkpoint prefix or released SID folder)")
     try:
         from sid_ft import infer
 
@@ -132,6 +144,25 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {r.input}: {r.reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def merge(out_dir: str) -> int:
+    from sid_ft import infer
+
+    try:
+        summary, missing = infer.merge_shard_summaries(out_dir)
+    except SidFtError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(summary.line(), file=sys.stderr)
+    print(f"summary: {summary.summary_json}", file=sys.stderr)
+    if missing:
+        print(f"no summary yet from shard(s) {', '.join(map(str, missing))}: not finished, or failed before writing "
+              "one", file=sys.stderr)
+    for r in summary.records:
+        if r.status == "failed":
+            print(f"  failed: {r.input}: {r.reason}", file=sys.stderr)
+    return 1 if missing or summary.failed else 0
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ import glob
 import json
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -733,6 +734,59 @@ def write_summary(out_dir: str | os.PathLike, summary: RunSummary, info: Mapping
             writer.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v))
                              for k, v in row.items()})
     return json_path, csv_path
+
+
+_SHARD_SUMMARY = re.compile(r"^summary\.shard-(\d+)-of-(\d+)\.json$")
+
+
+def merge_shard_summaries(out_dir: str | os.PathLike) -> tuple[RunSummary, list[int]]:
+    """Merge the ``summary.shard-K-of-N.json`` files of one sharded run into ``summary.json`` / ``.csv``.
+
+    Every shard must come from the same N and the same model (else SidFtError naming the file);
+    records are sorted by input; ``wall_s`` is the longest shard's (shards run side by side).
+    Returns the merged summary and the shard numbers (1-based) that have no summary yet, which
+    are also listed in the merged ``summary.json`` as ``missing_shards``.
+    """
+    out_dir = Path(out_dir)
+    found: dict[int, tuple[Path, dict]] = {}
+    count = None
+    for path in sorted(out_dir.glob("summary.shard-*-of-*.json")):
+        m = _SHARD_SUMMARY.match(path.name)
+        if not m:
+            continue
+        k, n = int(m.group(1)), int(m.group(2))
+        if count is not None and n != count:
+            raise SidFtError(path, f"is a shard of {n}, but other summaries here are shards of {count}; "
+                                   "move the summaries of the other run away first")
+        count = n
+        try:
+            doc = json.loads(path.read_text())
+            records = [FileRecord(**row) for row in doc["files"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SidFtError(path, f"not a readable shard summary ({exc})") from None
+        found[k] = (path, doc | {"records": records})
+    if not found:
+        raise SidFtError(out_dir, "has no summary.shard-K-of-N.json files to merge")
+    models = {doc.get("checkpoint") for _, doc in found.values()}
+    if len(models) > 1:
+        path = next(p for p, doc in found.values() if doc.get("checkpoint") != found[min(found)][1].get("checkpoint"))
+        raise SidFtError(path, "was made with another checkpoint than the other shards: "
+                               + ", ".join(sorted(str(m) for m in models)))
+    records = sorted((r for _, doc in found.values() for r in doc["records"]), key=lambda r: r.input)
+    seen: set[str] = set()
+    for r in records:
+        if r.input in seen:
+            raise SidFtError(r.input, "appears in more than one shard summary")
+        seen.add(r.input)
+    wall = max(float(doc.get("totals", {}).get("wall_s") or 0.0) for _, doc in found.values())
+    missing = [k for k in range(1, count + 1) if k not in found]
+    summary = RunSummary(records=records, wall_s=wall)
+    first = found[min(found)][1]
+    info = {key: first.get(key) for key in ("checkpoint", "model", "camera", "g_add", "bits", "tile", "overlap",
+                                            "metrics_note")}
+    info.update(shard=None, merged_from=[found[k][0].name for k in sorted(found)], missing_shards=missing)
+    summary.summary_json, summary.summary_csv = write_summary(out_dir, summary, info)
+    return summary, missing
 
 
 SSIM_NOTE = ("SSIM: scikit-image structural_similarity, 11x11 Gaussian window (sigma 1.5), population "

@@ -315,6 +315,35 @@ def test_shards_cover_a_folder_exactly_once(tmp_path, ckpt):
         seen.append(sorted(Path(r.input).stem for r in s.records))
     assert seen[0] == ["img0", "img2", "img4"] and seen[1] == ["img1", "img3"]
     assert sorted(p.name for p in out.glob("*_out.png")) == sorted(f"{n}_out.png" for n in names)
+    # one summary for the whole run, through the command line
+    proc = run_cli("--merge-summaries", str(out))
+    assert proc.returncode == 0, proc.stderr
+    merged = json.loads((out / "summary.json").read_text())
+    assert [Path(r["input"]).stem for r in merged["files"]] == sorted(names)
+    assert merged["totals"]["ok"] == 5 and merged["missing_shards"] == []
+    assert merged["merged_from"] == ["summary.shard-1-of-2.json", "summary.shard-2-of-2.json"]
+    assert len((out / "summary.csv").read_text().splitlines()) == 1 + 5
+
+
+def test_merging_shard_summaries_names_missing_and_mismatched_shards(tmp_path, ckpt):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        make_dng(src / f"img{i}.dng", 32, 32, seed=i)
+    out = tmp_path / "out"
+    infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(src)], out_dir=str(out), ratio=3,
+                                           shard=(2, 3), progress=False))
+    summary, missing = infer.merge_shard_summaries(out)
+    assert missing == [1, 3] and [Path(r.input).name for r in summary.records] == ["img1.dng"]
+    proc = run_cli("--merge-summaries", str(out))
+    assert proc.returncode == 1 and "shard(s) 1, 3" in proc.stderr
+    # a summary of a run with another shard count is refused, naming the file
+    (out / "summary.shard-1-of-4.json").write_text((out / "summary.shard-2-of-3.json").read_text())
+    with pytest.raises(SidFtError, match="shard-1-of-4.json.*shards of 3|shards of 4"):
+        infer.merge_shard_summaries(out)
+    with pytest.raises(SidFtError, match="no summary.shard"):
+        infer.merge_shard_summaries(tmp_path / "in")
+    assert run_cli("--out-dir", str(out), str(src), "--ratio", "3").returncode == 2  # --checkpoint missing
 
 
 # --------------------------------------------------------------------------- SavedModel
