@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Quality of g_add fine-tuning against all-layer fine-tuning, on the demo's "new camera".
 
-    python benchmarks/bench_quality.py --workdir /tmp/sid_quality --steps 400
+    python benchmarks/bench_quality.py --workdir /tmp/sid_quality --steps 400 [--head-options]
 
 From one base model (the released Sony checkpoint in ``<workdir>/checkpoints/Sony``
 if present, else the demo's short base training on the source camera), in one run:
@@ -35,7 +35,7 @@ from sid_ft.train import TrainOptions, train  # noqa: E402
 
 
 def finetune(name: str, workdir: Path, base: str, data: Path, settings: DemoSettings, steps: int, scopes: str,
-             lr: float) -> tuple[str, float, float]:
+             lr: float, **head) -> tuple[str, float, float]:
     """Fine-tune from ``base``; returns (checkpoint, wall seconds excluding decode/feature caching, s/step)."""
     train_dir = workdir / "runs" / name
     shutil.rmtree(train_dir, ignore_errors=True)
@@ -44,7 +44,8 @@ def finetune(name: str, workdir: Path, base: str, data: Path, settings: DemoSett
                                 steps=steps, lr=lr, lr_decay_step=10**9, patch_size=settings.finetune_patch,
                                 trainable_scopes=scopes, g_add_width=settings.g_add_width,
                                 g_add_depth=settings.g_add_depth, seed=settings.seed, save_every=10**9,
-                                progress=False, log_every=1, cache_dir=str(workdir / "cache")), report=lambda m: None)
+                                progress=False, log_every=1, cache_dir=str(workdir / "cache"), **head),
+                   report=lambda m: None)
     wall = time.perf_counter() - t0
     times = [json.loads(x)["step_time_s"] for x in (train_dir / "metrics.jsonl").read_text().splitlines()]
     return result.checkpoint, wall, sum(times) / len(times)
@@ -56,6 +57,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400, help="fine-tuning steps N (default: %(default)s)")
     ap.add_argument("--lr-g-add", type=float, default=1e-3)
     ap.add_argument("--lr-all", type=float, default=1e-4, help="SID's rate for all layers (default: %(default)s)")
+    ap.add_argument("--head-options", action="store_true",
+                    help="also run g_add with --g-add-packed-input, --g-add-linear and both, at N steps")
     ap.add_argument("--json", help="also write the table here")
     args = ap.parse_args()
 
@@ -84,13 +87,21 @@ def main() -> None:
                                       args.lr_all)
     add("all @ g_add's time", e_ckpt, eq_steps, e_wall, e_step)
 
+    if args.head_options:
+        for label, head in (("g_add packed_input", {"g_add_packed_input": True}),
+                            ("g_add linear", {"g_add_linear": True}),
+                            ("g_add packed+linear", {"g_add_packed_input": True, "g_add_linear": True})):
+            ckpt, wall, step_s = finetune(label.replace(" ", "_").replace("+", "_"), workdir, base, dirs["newcam"],
+                                          settings, args.steps, "g_add", args.lr_g_add, **head)
+            add(f"{label} @ N", ckpt, args.steps, wall, step_s)
+
     base_psnr = rows[0]["psnr"]
     gain_g, gain_a = rows[1]["psnr"] - base_psnr, rows[2]["psnr"] - base_psnr
     print(f"machine: CPU {cpu_name()}, {os.cpu_count()} cores; new camera held-out scenes; N = {args.steps}")
-    print(f"{'run':22s} {'steps':>6s} {'s/step':>8s} {'PSNR dB':>8s} {'SSIM':>7s}")
+    print(f"{'run':26s} {'steps':>6s} {'s/step':>8s} {'PSNR dB':>8s} {'SSIM':>7s}")
     for r in rows:
         step = f"{r['step_s']:.3f}" if r["step_s"] else "-"
-        print(f"{r['run']:22s} {r['steps']:6d} {step:>8s} {r['psnr']:8.2f} {r['ssim']:7.4f}")
+        print(f"{r['run']:26s} {r['steps']:6d} {step:>8s} {r['psnr']:8.2f} {r['ssim']:7.4f}")
     recovered = gain_g / gain_a if gain_a > 0 else float("nan")
     print(f"g_add recovers {100 * recovered:.0f}% of the all-layer PSNR gain at equal steps "
           f"({gain_g:+.2f} vs {gain_a:+.2f} dB); at equal time g_add {rows[1]['psnr']:.2f} vs all "

@@ -15,7 +15,7 @@
 
 2. a base model: the released SID checkpoint when ``checkpoints/Sony/`` holds
    one, else a short from-scratch training of every layer on the source camera
-   (``checkpoints/demo_base/``);
+   (``checkpoints/demo_sid_base/``);
 3. fine-tunes only the ``g_add`` layers on the new camera (``checkpoints/demo/``);
 4. runs both models on the held-out scenes, prints a table and writes
    ``checkpoints/demo/demo_summary.json``.
@@ -207,9 +207,9 @@ def base_model(root: Path, dirs: dict[str, Path], settings: DemoSettings, progre
         report(f"[2/4] base model: released SID checkpoint {released}")
         return released
     report("[2/4] base model: no released checkpoint in checkpoints/Sony/, so a short from-scratch "
-           "training of every layer on the source camera (checkpoints/demo_base/)")
+           "training of every layer on the source camera (checkpoints/demo_sid_base/)")
     return train(TrainOptions(
-        dataset_dir=str(dirs["source"]), split="all", train_dir=str(root / "checkpoints" / "demo_base"),
+        dataset_dir=str(dirs["source"]), split="all", train_dir=str(root / "checkpoints" / "demo_sid_base"),
         from_scratch=True, trainable_scopes="all", steps=settings.base_steps, lr=settings.base_lr,
         lr_decay_step=settings.base_lr_decay_step,
         patch_size=settings.base_patch, save_every=max(1, settings.base_steps // 2), seed=settings.seed,

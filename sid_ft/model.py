@@ -113,7 +113,7 @@ class GAddConfig:
     """Shape of the g_add head.
 
     depth: number of 3x3 conv + leaky ReLU layers (``g_add_conv1`` .. ``g_add_conv{depth}``), >= 0.
-    width: channels of each of those layers, >= 1.
+    width: channels of each of those layers, >= 1 (with depth 0 it is unused and set to the default).
     packed_input: the head also sees the network's packed, amplified input (the raw colour
       the frozen network was given), not only its last features and logits.
     linear: a zero-initialised 1x1 linear layer ``g_add_linear`` from the head's input straight
@@ -136,6 +136,8 @@ class GAddConfig:
                 raise ValueError(f"g_add {flag} must be true or false, got {getattr(self, flag)!r}")
         self.depth = int(self.depth)
         self.width = int(self.width)
+        if self.depth == 0:  # no conv layers: the width means nothing, and checkpoints cannot show it
+            self.width = type(self).width
 
     def to_dict(self) -> dict:
         """``{'depth': int, 'width': int, 'packed_input': bool, 'linear': bool}``."""

@@ -158,7 +158,7 @@ class TrainGraph:
     base_features: object  # (g_conv9_2, g_conv10) on inputs['image'] (for the feature cache)
     trainable: list
     saver: object
-    weights_finite: object  # scalar bool: every trainable variable is finite (checked before each save)
+    weights_finite: object  # scalar bool: trainable variables and their Adam slots are finite (checked before saves)
 
 
 def build_train_graph(
@@ -216,7 +216,8 @@ def build_train_graph(
         optimizer = tf.train.AdamOptimizer(lr_t)
         train_op = optimizer.minimize(loss, global_step=global_step, var_list=trainable)
         saver = ckpt.make_saver(max_to_keep=keep)
-        weights_finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.is_finite(v)) for v in trainable]),
+        state = trainable + [optimizer.get_slot(v, name) for v in trainable for name in optimizer.get_slot_names()]
+        weights_finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.is_finite(v)) for v in state if v is not None]),
                                        name="weights_finite")
     return TrainGraph(graph, mode, inputs, output, loss, lr_t, train_op, global_step, base_features, trainable, saver,
                       weights_finite)
@@ -345,9 +346,9 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
     trainable_scopes = parse_scopes(opts.trainable_scopes) or ["all"]
     exclude_scopes = parse_scopes(opts.checkpoint_exclude_scopes)
     mode = training_mode(trainable_scopes, opts.feature_cache)
-    if opts.from_scratch and mode != "full":
-        raise SidFtError(None, "--from-scratch trains random weights: it needs --trainable-scopes all "
-                               "(training only g_add on a random base makes no sense)")
+    if opts.from_scratch and trainable_scopes != ["all"]:
+        raise SidFtError(None, "--from-scratch trains every layer of plain SID from random weights: it needs "
+                               "--trainable-scopes all (training some layers on a random base makes no sense)")
     decay_step = opts.lr_decay_step if opts.lr_decay_step is not None else max(1, opts.steps // 2)
 
     # Resume wins over --pretrained (TF-Slim's rule); the head's shape then comes from the train dir.
@@ -360,6 +361,9 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
     if latest:
         spec = ckpt.read_model_spec(latest)
         model_camera = spec.camera
+        if opts.from_scratch and spec.g_add is not None:
+            raise SidFtError(latest, f"--from-scratch trains plain SID, but this train dir holds {spec.description}; "
+                                     "use another --train-dir")
         if spec.g_add is None and mode != "full":
             raise SidFtError(latest, "this train dir holds a plain SID model (no g_add layers) and cannot be resumed "
                                      "as a g_add fine-tuning; pass it as --pretrained with a new --train-dir")

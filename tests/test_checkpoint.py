@@ -363,7 +363,7 @@ def test_save_checkpoint_refuses_a_saver_that_would_drop_variables(sony_ckpt, tm
 
 @pytest.mark.parametrize("cfg", [GAddConfig(depth=1, width=4, packed_input=True),
                                  GAddConfig(depth=2, width=5, linear=True),
-                                 GAddConfig(depth=0, width=16, packed_input=True, linear=True)])
+                                 GAddConfig(depth=0, width=8, packed_input=True, linear=True)])
 def test_head_design_is_read_back_with_and_without_json(sony_ckpt, tmp_path, cfg):
     train_dir = tmp_path / "train"
     with tf.Graph().as_default():

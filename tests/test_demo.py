@@ -44,7 +44,8 @@ def test_toy_demo_end_to_end_and_rerun_reuses(tmp_path):
         assert np.isfinite(summary[key])
     assert len(summary["images"]) == 2
     assert all(Path(im["finetuned_png"]).exists() and Path(im["base_png"]).exists() for im in summary["images"])
-    assert (tmp_path / "checkpoints/demo_base/sid_ft.json").exists()
+    base_json = json.loads((tmp_path / "checkpoints/demo_sid_base/sid_ft.json").read_text())
+    assert base_json["g_add"] is None  # the base is plain SID: what the fine-tuning starts from is what is scored
     assert summary["finetuned_psnr"] != summary["base_psnr"]  # the g_add layers changed the output
     metrics = (tmp_path / "checkpoints/demo/metrics.jsonl").read_text()
     again: list[str] = []

@@ -163,6 +163,8 @@ def test_g_add_config_round_trip_and_legacy_dicts():
         GAddConfig.from_dict({"depth": 2, "widht": 3})
     with pytest.raises(ValueError, match="true or false"):
         GAddConfig(linear="yes")
+    # without conv layers the width is meaningless (a checkpoint cannot show it): one canonical value
+    assert GAddConfig(depth=0, width=8) == GAddConfig(depth=0, width=16)
 
 
 def test_g_add_head_rejects_wrong_channels():

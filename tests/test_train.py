@@ -255,3 +255,10 @@ def test_from_scratch_trains_plain_sid(dataset, tmp_path):
     # ... but its own train dir cannot be resumed as a g_add run
     with pytest.raises(SidFtError, match="plain SID model"):
         train(_opts(dataset, "/nonexistent", run, steps=4), report=lambda m: None)
+    # and --from-scratch neither resumes a g_add model nor trains only some layers of a random network
+    with pytest.raises(SidFtError, match="holds Sony SID fine-tuned with g_add"):
+        train(_opts(dataset, "/nonexistent", tmp_path / "tuned", steps=4, from_scratch=True, trainable_scopes="all"),
+              report=lambda m: None)
+    with pytest.raises(SidFtError, match="needs --trainable-scopes all"):
+        train(_opts(dataset, "/nonexistent", tmp_path / "x", steps=2, from_scratch=True,
+                    trainable_scopes="g_conv10"), report=lambda m: None)
