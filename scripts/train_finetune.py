@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--steps", type=int, default=d.steps,
                      help="total steps; a resumed run continues until global_step reaches it (default: %(default)s)")
+    opt.add_argument("--epochs", type=int, default=None,
+                     help="SID-style length instead of --steps: E x (usable training pairs) steps, one random patch "
+                          "of a random pair per step (E patches per pair on average)")
     opt.add_argument("--patch-size", type=int, default=d.patch_size,
                      help="patch size on the packed image (default: %(default)s)")
     opt.add_argument("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")

@@ -59,6 +59,7 @@ class TrainOptions:
     pretrained: str = "checkpoints/Sony/"
     train_dir: str = "checkpoints/finetune/"
     steps: int = 4000
+    epochs: int | None = None  # SID-style: steps = epochs x usable pairs (wins over steps)
     patch_size: int = 512
     lr: float = 1e-4
     lr_decay_step: int | None = None  # default: steps // 2
@@ -349,7 +350,6 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
     if opts.from_scratch and trainable_scopes != ["all"]:
         raise SidFtError(None, "--from-scratch trains every layer of plain SID from random weights: it needs "
                                "--trainable-scopes all (training some layers on a random base makes no sense)")
-    decay_step = opts.lr_decay_step if opts.lr_decay_step is not None else max(1, opts.steps // 2)
 
     # Resume wins over --pretrained (TF-Slim's rule); the head's shape then comes from the train dir.
     # --from-scratch trains plain SID (the released layout, ready to be fine-tuned with g_add later).
@@ -385,12 +385,19 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
 
     loaded = decode.load_pairs(pairs, opts.ratio_cap, on_error=on_error)
     camera = resolve_camera(loaded, opts.camera, model_camera, latest or pretrained_prefix)
+    if opts.epochs is not None and opts.epochs < 1:
+        raise SidFtError(None, f"--epochs {opts.epochs}: must be at least 1")
+    total_steps = opts.steps if opts.epochs is None else opts.epochs * len(loaded)
+    if opts.epochs is not None:
+        report(f"{opts.epochs} epoch(s) of {len(loaded)} pair(s): {total_steps} steps in all")
+    decay_step = opts.lr_decay_step if opts.lr_decay_step is not None else max(1, total_steps // 2)
     scale = CAMERAS[camera].scale
     config = {
         "options": dataclasses.asdict(opts),
         "mode": mode,
         "camera": camera,
         "g_add": None if g_add is None else g_add.to_dict(),
+        "steps": total_steps,
         "lr_decay_step": decay_step,
         "pairs": [dataclasses.asdict(cp.pair) | {"ratio": cp.ratio} for cp in loaded],
         "skipped": skipped,
@@ -447,13 +454,13 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
             return path
 
         step = start
-        if start >= opts.steps:
-            report(f"{train_dir} is already at step {start} >= --steps {opts.steps}: nothing to do")
-        bar = tqdm(total=opts.steps, initial=start, desc=f"fine-tune ({mode})", unit="step", disable=not opts.progress)
+        if start >= total_steps:
+            report(f"{train_dir} is already at step {start} >= --steps {total_steps}: nothing to do")
+        bar = tqdm(total=total_steps, initial=start, desc=f"fine-tune ({mode})", unit="step", disable=not opts.progress)
         loader = BackgroundLoader(sampler.sample, depth=8)
         try:
             with open(metrics_path, "a") as metrics:
-                while step < opts.steps:
+                while step < total_steps:
                     t0 = time.perf_counter()
                     patch = loader.get()
                     t1 = time.perf_counter()
@@ -469,13 +476,13 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
                     last_loss = float(loss)
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}", step_s=f"{t2 - t1:.3f}")
-                    if step % opts.log_every == 0 or step == opts.steps:
+                    if step % opts.log_every == 0 or step == total_steps:
                         record = {"step": step, "loss": last_loss, "lr": float(lr), "step_time_s": t2 - t1,
                                   "data_wait_s": t1 - t0}
                         metrics.write(json.dumps(record) + "\n")
                         metrics.flush()
                         _tb_scalars(writer, step, {"loss": loss, "learning_rate": lr, "step_time_s": t2 - t1})
-                    if step % opts.save_every == 0 and step < opts.steps:
+                    if step % opts.save_every == 0 and step < total_steps:
                         last_saved = save(step)
             if step > start or not latest:
                 last_saved = save(step)

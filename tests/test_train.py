@@ -262,3 +262,16 @@ def test_from_scratch_trains_plain_sid(dataset, tmp_path):
     with pytest.raises(SidFtError, match="needs --trainable-scopes all"):
         train(_opts(dataset, "/nonexistent", tmp_path / "x", steps=2, from_scratch=True,
                     trainable_scopes="g_conv10"), report=lambda m: None)
+
+
+def test_epochs_are_pairs_times_epochs(dataset, pretrained, tmp_path):
+    from sid_ft.errors import SidFtError
+
+    messages: list[str] = []
+    result = train(_opts(dataset, pretrained, tmp_path / "run", steps=999, epochs=3), report=messages.append)
+    assert result.global_step == 3 * 2  # two training pairs in the dataset
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["steps"] == 6 and config["lr_decay_step"] == 3
+    assert any("3 epoch(s) of 2 pair(s): 6 steps" in m for m in messages)
+    with pytest.raises(SidFtError, match="at least 1"):
+        train(_opts(dataset, pretrained, tmp_path / "bad", epochs=0), report=lambda m: None)
