@@ -81,16 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
                             "with g_add as --pretrained. Without it a missing --pretrained is an error")
 
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--steps", type=int, default=d.steps,
-                     help="total steps; a resumed run continues until global_step reaches it (default: %(default)s)")
-    opt.add_argument("--epochs", type=int, default=None,
-                     help="SID-style length instead of --steps: E x (usable training pairs) steps, one random patch "
-                          "of a random pair per step (E patches per pair on average)")
+    length = opt.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, default=None,
+                        help=f"total steps; a resumed run continues until global_step reaches it (default: {d.steps})")
+    length.add_argument("--epochs", type=int, default=None,
+                        help="SID-style length instead of --steps: one step per scene per epoch, i.e. E x the "
+                             "scenes (long exposures) of the usable pairs; each step takes a random patch of a "
+                             "random pair. A resumed run keeps the length it started with")
     opt.add_argument("--patch-size", type=int, default=d.patch_size,
                      help="patch size on the packed image (default: %(default)s)")
     opt.add_argument("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
     opt.add_argument("--lr-decay-step", type=int, default=None,
-                     help="step after which the rate is multiplied by --lr-decay-factor (default: steps/2)")
+                     help="step number after which the rate is multiplied by --lr-decay-factor "
+                          "(default: half of the total steps, also with --epochs)")
     opt.add_argument("--lr-decay-factor", type=float, default=d.lr_decay_factor, help="(default: %(default)s)")
     opt.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint every K steps (default: %(default)s)")
     opt.add_argument("--keep", type=int, default=d.keep, help="checkpoints to keep (default: %(default)s)")
@@ -115,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         from sid_ft.train import TrainOptions, train
 
         fields = TrainOptions.__dataclass_fields__
-        opts = TrainOptions(**{k: v for k, v in vars(args).items() if k in fields})
+        options = {k: v for k, v in vars(args).items() if k in fields}
+        if options["steps"] is None:  # neither --steps nor --epochs: the default length
+            options.pop("steps")
+        opts = TrainOptions(**options)
         result = train(opts, report=lambda msg: print(msg, file=sys.stderr))
     except SidFtError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -117,7 +117,8 @@ class ModelSpec:
             return f"{cam} SID (plain)"
         extras = "".join(f", {what}" for what, on in (("sees the packed input", self.g_add.packed_input),
                                                      ("linear path", self.g_add.linear)) if on)
-        return f"{cam} SID fine-tuned with g_add (depth {self.g_add.depth}, width {self.g_add.width}{extras})"
+        shape = f"depth {self.g_add.depth}" + (f", width {self.g_add.width}" if self.g_add.depth else "")
+        return f"{cam} SID fine-tuned with g_add ({shape}{extras})"
 
 
 # --------------------------------------------------------------------------- finding

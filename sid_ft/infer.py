@@ -739,6 +739,13 @@ def write_summary(out_dir: str | os.PathLike, summary: RunSummary, info: Mapping
 _SHARD_SUMMARY = re.compile(r"^summary\.shard-(\d+)-of-(\d+)\.json$")
 
 
+def _record_from_row(row: Mapping) -> FileRecord:
+    """A FileRecord from a summary row; keys this version does not know are ignored (other sid_ft versions)."""
+    if not isinstance(row.get("input"), str) or not isinstance(row.get("status"), str):
+        raise ValueError(f"a row without input/status: {row!r}")
+    return FileRecord(**{k: v for k, v in row.items() if k in FileRecord.__dataclass_fields__})
+
+
 def merge_shard_summaries(out_dir: str | os.PathLike) -> tuple[RunSummary, list[int]]:
     """Merge the ``summary.shard-K-of-N.json`` files of one sharded run into ``summary.json`` / ``.csv``.
 
@@ -761,8 +768,10 @@ def merge_shard_summaries(out_dir: str | os.PathLike) -> tuple[RunSummary, list[
         count = n
         try:
             doc = json.loads(path.read_text())
-            records = [FileRecord(**row) for row in doc["files"]]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            records = [_record_from_row(row) for row in doc["files"]]
+            if not isinstance(doc.get("totals"), dict):
+                raise ValueError("no totals")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SidFtError(path, f"not a readable shard summary ({exc})") from None
         found[k] = (path, doc | {"records": records})
     if not found:

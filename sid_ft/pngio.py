@@ -89,7 +89,7 @@ def _encode_params(cv2, compression: int | None) -> list[int]:
             raise ValueError(f"PNG compression must be a zlib level 0..9 or None, got {compression!r}")
         return [cv2.IMWRITE_PNG_COMPRESSION, int(compression)]
     params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
-    if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.12 (required by setup.cfg); kept safe for older builds
+    if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.12; older builds keep libpng's adaptive filters (slower)
         params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
     return params
 

@@ -59,7 +59,7 @@ class TrainOptions:
     pretrained: str = "checkpoints/Sony/"
     train_dir: str = "checkpoints/finetune/"
     steps: int = 4000
-    epochs: int | None = None  # SID-style: steps = epochs x usable pairs (wins over steps)
+    epochs: int | None = None  # SID-style: steps = epochs x scenes of the usable pairs (replaces steps)
     patch_size: int = 512
     lr: float = 1e-4
     lr_decay_step: int | None = None  # default: steps // 2
@@ -337,6 +337,42 @@ def _tb_image(writer, step: int, tag: str, rgb: np.ndarray) -> None:
     writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=tag, image=img)]), step)
 
 
+def _previous_config(train_dir: Path) -> dict | None:
+    try:
+        return json.loads((train_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_length(opts: TrainOptions, loaded: Sequence[CachedPair], previous: dict | None,
+               report: Callable[[str], None]) -> tuple[int, int]:
+    """(total steps, learning-rate decay step) of the run.
+
+    ``--epochs E`` counts as SID's train_Sony does, one step per scene per epoch: E x the distinct
+    long exposures among the usable pairs.  A resumed run with the same ``--epochs`` keeps the
+    length and decay step its ``config.json`` recorded, even if the usable pairs changed since,
+    so that a resume neither ends early nor moves the decay.  The decay step defaults to half
+    the total.
+    """
+    if opts.epochs is None:
+        total = int(opts.steps)
+    else:
+        scenes = len({cp.pair.long_path for cp in loaded})
+        total = opts.epochs * scenes
+        before = previous or {}
+        if before.get("options", {}).get("epochs") == opts.epochs and isinstance(before.get("steps"), int):
+            if before["steps"] != total:
+                report(f"--epochs {opts.epochs}: keeping this run's length of {before['steps']} steps from its "
+                       f"config.json ({total} with the {scenes} scene(s) usable now)")
+            total = before["steps"]
+            if opts.lr_decay_step is None and isinstance(before.get("lr_decay_step"), int):
+                return total, before["lr_decay_step"]
+        else:
+            report(f"{opts.epochs} epoch(s) of {scenes} scene(s): {total} steps in all")
+    decay = opts.lr_decay_step if opts.lr_decay_step is not None else max(1, total // 2)
+    return total, decay
+
+
 def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainResult:
     """Run (or resume) a fine-tuning job described by ``opts``; returns where the final checkpoint is."""
     from tqdm import tqdm
@@ -347,6 +383,8 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
     trainable_scopes = parse_scopes(opts.trainable_scopes) or ["all"]
     exclude_scopes = parse_scopes(opts.checkpoint_exclude_scopes)
     mode = training_mode(trainable_scopes, opts.feature_cache)
+    if opts.epochs is not None and opts.epochs < 1:
+        raise SidFtError(None, f"--epochs {opts.epochs}: must be at least 1")
     if opts.from_scratch and trainable_scopes != ["all"]:
         raise SidFtError(None, "--from-scratch trains every layer of plain SID from random weights: it needs "
                                "--trainable-scopes all (training some layers on a random base makes no sense)")
@@ -385,12 +423,7 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
 
     loaded = decode.load_pairs(pairs, opts.ratio_cap, on_error=on_error)
     camera = resolve_camera(loaded, opts.camera, model_camera, latest or pretrained_prefix)
-    if opts.epochs is not None and opts.epochs < 1:
-        raise SidFtError(None, f"--epochs {opts.epochs}: must be at least 1")
-    total_steps = opts.steps if opts.epochs is None else opts.epochs * len(loaded)
-    if opts.epochs is not None:
-        report(f"{opts.epochs} epoch(s) of {len(loaded)} pair(s): {total_steps} steps in all")
-    decay_step = opts.lr_decay_step if opts.lr_decay_step is not None else max(1, total_steps // 2)
+    total_steps, decay_step = run_length(opts, loaded, _previous_config(train_dir) if latest else None, report)
     scale = CAMERAS[camera].scale
     config = {
         "options": dataclasses.asdict(opts),
@@ -455,7 +488,7 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
 
         step = start
         if start >= total_steps:
-            report(f"{train_dir} is already at step {start} >= --steps {total_steps}: nothing to do")
+            report(f"{train_dir} is already at step {start} >= {total_steps} steps: nothing to do")
         bar = tqdm(total=total_steps, initial=start, desc=f"fine-tune ({mode})", unit="step", disable=not opts.progress)
         loader = BackgroundLoader(sampler.sample, depth=8)
         try:

@@ -343,6 +343,15 @@ def test_merging_shard_summaries_names_missing_and_mismatched_shards(tmp_path, c
         infer.merge_shard_summaries(out)
     with pytest.raises(SidFtError, match="no summary.shard"):
         infer.merge_shard_summaries(tmp_path / "in")
+    # rows from another sid_ft version (an extra key) merge; a broken summary is named, not a traceback
+    (out / "summary.shard-1-of-4.json").unlink()
+    doc = json.loads((out / "summary.shard-2-of-3.json").read_text())
+    doc["files"][0]["gpu_s"] = 1.0
+    (out / "summary.shard-2-of-3.json").write_text(json.dumps(doc))
+    assert infer.merge_shard_summaries(out)[0].records[0].input.endswith("img1.dng")
+    (out / "summary.shard-3-of-3.json").write_text(json.dumps({"totals": None, "files": []}))
+    proc = run_cli("--merge-summaries", str(out))
+    assert proc.returncode == 2 and "summary.shard-3-of-3.json" in proc.stderr and "Traceback" not in proc.stderr
     assert run_cli("--out-dir", str(out), str(src), "--ratio", "3").returncode == 2  # --checkpoint missing
 
 

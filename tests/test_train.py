@@ -264,14 +264,32 @@ def test_from_scratch_trains_plain_sid(dataset, tmp_path):
                     trainable_scopes="g_conv10"), report=lambda m: None)
 
 
-def test_epochs_are_pairs_times_epochs(dataset, pretrained, tmp_path):
+def test_epochs_count_scenes_and_a_resume_keeps_the_length(tmp_path, pretrained):
     from sid_ft.errors import SidFtError
 
+    data = make_pairs_tree(tmp_path / "data", scenes=("00001", "00002", "00003"))
     messages: list[str] = []
-    result = train(_opts(dataset, pretrained, tmp_path / "run", steps=999, epochs=3), report=messages.append)
-    assert result.global_step == 3 * 2  # two training pairs in the dataset
+    result = train(_opts(data, pretrained, tmp_path / "run", epochs=2, save_every=3), report=messages.append)
+    assert result.global_step == 2 * 3  # three scenes, as SID's train_Sony counts an epoch
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["steps"] == 6 and config["lr_decay_step"] == 3
-    assert any("3 epoch(s) of 2 pair(s): 6 steps" in m for m in messages)
+    assert any("2 epoch(s) of 3 scene(s): 6 steps" in m for m in messages)
+    # a file went bad since: a resumed run keeps its length (and decay step) instead of stopping early
+    (data / "short" / "00003_00_0.1s.dng").write_bytes(b"junk")
+    # another --epochs is a new length: 4 epochs of the 2 scenes left
+    result = train(_opts(data, pretrained, tmp_path / "run", epochs=4), report=messages.append)
+    assert result.global_step == 4 * 2
+    again = train(_opts(data, pretrained, tmp_path / "run2", epochs=1, save_every=1), report=lambda m: None)
+    assert again.global_step == 2  # two usable scenes now
+    (data / "short" / "00002_00_0.1s.dng").write_bytes(b"junk")
+    kept: list[str] = []
+    resumed = train(_opts(data, pretrained, tmp_path / "run2", epochs=1), report=kept.append)
+    assert resumed.global_step == 2 and any("keeping this run's length of 2 steps" in m for m in kept)
     with pytest.raises(SidFtError, match="at least 1"):
-        train(_opts(dataset, pretrained, tmp_path / "bad", epochs=0), report=lambda m: None)
+        train(_opts(data, pretrained, tmp_path / "bad", epochs=0), report=lambda m: None)
+
+
+def test_steps_and_epochs_are_exclusive_on_the_command_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_finetune.py"), "--steps", "5",
+                           "--epochs", "2", "--dataset-dir", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
