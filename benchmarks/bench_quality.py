@@ -80,36 +80,34 @@ def main() -> None:
     seeds = [int(v) for v in args.seeds.split(",")]
     rows: dict[str, dict] = {}
 
-    def add(name: str, ckpt: str, steps: int, wall: float | None, step_s: float | None) -> None:
-        res = evaluate(ckpt, test_list, workdir / "eval" / name.replace(" ", "_"), progress=False,
+    def add(name: str, ckpt: str, steps: int, wall: float | None, step_s: float | None, seed: int = 0) -> None:
+        res = evaluate(ckpt, test_list, workdir / "eval" / f"{name.replace(' ', '_')}_{seed}", progress=False,
                        report=lambda m: None)
-        row = rows.setdefault(name.split(" #")[0], {"run": name.split(" #")[0], "steps": steps, "step_s": [],
-                                                    "train_s": [], "psnr": [], "ssim": []})
+        row = rows.setdefault(name, {"run": name, "steps": steps, "step_s": [], "train_s": [], "psnr": [], "ssim": []})
         for key, value in (("step_s", step_s), ("train_s", wall), ("psnr", res["psnr"]), ("ssim", res["ssim"])):
             row[key].append(value)
 
     add("base", base, 0, None, None)
     eq_steps = None
     for seed in seeds:
-        tag = f" #{seed}"
         ck, wall, g_step = finetune(f"g_add_{seed}", workdir, base, dirs["newcam"], settings, args.steps, "g_add",
                                     args.lr_g_add, seed)
-        add("g_add @ N" + tag, ck, args.steps, wall, g_step)
+        add("g_add @ N", ck, args.steps, wall, g_step, seed)
         ck, wall, a_step = finetune(f"all_{seed}", workdir, base, dirs["newcam"], settings, args.steps, "all",
                                     args.lr_all, seed)
-        add("all @ N" + tag, ck, args.steps, wall, a_step)
+        add("all @ N", ck, args.steps, wall, a_step, seed)
         if eq_steps is None:  # equal wall-clock: the all-layer steps that fit in g_add's measured time for N steps
             eq_steps = max(1, int(g_step * args.steps / a_step))
         ck, wall, e_step = finetune(f"all_eq_time_{seed}", workdir, base, dirs["newcam"], settings, eq_steps, "all",
                                     args.lr_all, seed)
-        add(EQUAL_TIME + tag, ck, eq_steps, wall, e_step)
+        add(EQUAL_TIME, ck, eq_steps, wall, e_step, seed)
         if args.head_options:
             for label, head in (("g_add packed_input", {"g_add_packed_input": True}),
                                 ("g_add linear", {"g_add_linear": True}),
                                 ("g_add packed+linear", {"g_add_packed_input": True, "g_add_linear": True})):
                 ck, wall, step_s = finetune(label.replace(" ", "_").replace("+", "_") + f"_{seed}", workdir, base,
                                             dirs["newcam"], settings, args.steps, "g_add", args.lr_g_add, seed, **head)
-                add(f"{label} @ N" + tag, ck, args.steps, wall, step_s)
+                add(f"{label} @ N", ck, args.steps, wall, step_s, seed)
 
     def mean(values: list) -> float:
         return float(np.mean(values))

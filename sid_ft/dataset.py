@@ -71,6 +71,17 @@ def _check_split(split: str | None) -> None:
         raise ValueError(f"split must be None, 'train', 'test' or 'val', got {split!r}")
 
 
+def _in_split(scene: str, split: str | None, where: str | os.PathLike, problems: list[SidFtError]) -> bool:
+    """Whether ``scene`` belongs to ``split`` (always, for None); a scene without a split is noted as a problem."""
+    if split is None:
+        return True
+    try:
+        return split_of(scene) == split
+    except SidFtError as err:
+        problems.append(SidFtError(where, err.reason))
+        return False
+
+
 def _report(problems: list[SidFtError], skipped: list | None, where: str | os.PathLike, what: str) -> None:
     """Raise one SidFtError listing all problems, or append them to ``skipped``."""
     if not problems:
@@ -132,13 +143,8 @@ def find_pairs(dataset_dir: str | os.PathLike, split: str | None = None,
             problems.append(SidFtError(path, "not a SID file name '<scene>_<burst>_<seconds>s.<ext>'"))
             continue
         scene, _, seconds = parts
-        if split is not None:
-            try:
-                if split_of(scene) != split:
-                    continue
-            except SidFtError as err:
-                problems.append(SidFtError(path, err.reason))
-                continue
+        if not _in_split(scene, split, path, problems):
+            continue
         candidates = longs.get(scene)
         if not candidates:
             problems.append(SidFtError(path, f"no long exposure of scene {scene} in {root / 'long'}"))
@@ -204,13 +210,8 @@ def read_pair_list(list_file: str | os.PathLike, split: str | None = None,
                                               + ", ".join(bad)))
             continue
         scene = short_parts[0]
-        if split is not None:
-            try:
-                if split_of(scene) != split:
-                    continue
-            except SidFtError as err:
-                problems.append(SidFtError(where, err.reason))
-                continue
+        if not _in_split(scene, split, where, problems):
+            continue
         if check_exists:
             absent = [p for p in (short_path, long_path) if not os.path.isfile(p)]
             if absent:

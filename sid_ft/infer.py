@@ -776,11 +776,11 @@ def merge_shard_summaries(out_dir: str | os.PathLike) -> tuple[RunSummary, list[
         found[k] = (path, doc | {"records": records})
     if not found:
         raise SidFtError(out_dir, "has no summary.shard-K-of-N.json files to merge")
-    models = {doc.get("checkpoint") for _, doc in found.values()}
-    if len(models) > 1:
-        path = next(p for p, doc in found.values() if doc.get("checkpoint") != found[min(found)][1].get("checkpoint"))
-        raise SidFtError(path, "was made with another checkpoint than the other shards: "
-                               + ", ".join(sorted(str(m) for m in models)))
+    first = found[min(found)][1]
+    for path, doc in found.values():
+        if doc.get("checkpoint") != first.get("checkpoint"):
+            raise SidFtError(path, f"was made with checkpoint {doc.get('checkpoint')}, the other shards with "
+                                   f"{first.get('checkpoint')}")
     records = sorted((r for _, doc in found.values() for r in doc["records"]), key=lambda r: r.input)
     seen: set[str] = set()
     for r in records:
@@ -790,7 +790,6 @@ def merge_shard_summaries(out_dir: str | os.PathLike) -> tuple[RunSummary, list[
     wall = max(float(doc.get("totals", {}).get("wall_s") or 0.0) for _, doc in found.values())
     missing = [k for k in range(1, count + 1) if k not in found]
     summary = RunSummary(records=records, wall_s=wall)
-    first = found[min(found)][1]
     info = {key: first.get(key) for key in ("checkpoint", "model", "camera", "g_add", "bits", "tile", "overlap",
                                             "metrics_note")}
     info.update(shard=None, merged_from=[found[k][0].name for k in sorted(found)], missing_shards=missing)

@@ -44,13 +44,10 @@ import numpy as np
 from sid_ft import atomic
 from sid_ft.errors import SidFtError
 
-__all__ = ["to_uint", "write_png", "read_png", "PNG_COMPRESSION", "PNG_FAST"]
+__all__ = ["to_uint", "write_png", "read_png", "PNG_FAST"]
 
 PNG_FAST = None
-"""``write_png(compression=PNG_FAST)``: Huffman-only coding after the Up filter (see the module notes)."""
-
-PNG_COMPRESSION = PNG_FAST
-"""The default of :func:`write_png`."""
+"""``write_png(compression=PNG_FAST)``, the default: Huffman-only coding after the Up filter (see the module notes)."""
 
 
 def _cv2():
@@ -94,7 +91,7 @@ def _encode_params(cv2, compression: int | None) -> list[int]:
     return params
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray, compression: int | None = PNG_COMPRESSION,
+def write_png(path: str | os.PathLike, image: np.ndarray, compression: int | None = PNG_FAST,
               in_place: bool = False) -> None:
     """Write ``image`` to ``path`` as PNG, atomically.
 
