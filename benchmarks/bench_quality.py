@@ -1,22 +1,32 @@
 #!/usr/bin/env python3
-"""Quality of g_add fine-tuning against all-layer fine-tuning, on the demo's "new camera".
+"""Quality of g_add fine-tuning designs against all-layer fine-tuning, on two new cameras.
 
-    python benchmarks/bench_quality.py --workdir /tmp/sid_quality --steps 400 [--seeds 0,1,2] [--head-options]
+    python benchmarks/bench_quality.py --workdir /tmp/sid_quality --steps 400 --seeds 0,1,2 \\
+        --designs affine+rank16,head,affine,rank16 --cases colour,noise
 
-From one base model (the released Sony checkpoint in ``<workdir>/checkpoints/Sony``
-if present, else the demo's short base training on the source camera), in one run:
+From one base model (the released Sony checkpoint in ``<workdir>/checkpoints/Sony`` if
+present, else the demo's base training on the source camera), per case:
 
-* base            — no fine-tuning;
-* g_add @ N       — only the g_add layers, N steps (cached features, the default);
-* all @ N         — every layer (``--trainable-scopes all``), N steps;
-* all @ g_add's time — every layer, as many steps as fit in g_add's wall-clock time.
+* ``colour`` — the demo's new camera (``sid_ft.demo.NEW_CAMERA``): another CFA phase,
+  black level, colour response and white balance, somewhat more noise;
+* ``noise`` — a camera that differs mostly in its noise (``sid_ft.demo.NOISE_CAMERA``):
+  3x the system gain and read noise, 4x the row noise, another black level and CFA phase.
 
-Each is evaluated on the new camera's held-out scenes (PSNR/SSIM against the
-rendered long exposure, through scripts/test.py's library).  With several
-``--seeds`` every fine-tuning run is repeated per seed (patch sampling, and
-TensorFlow's own nondeterminism) and the table gives means and ranges.  The targets: at
-equal steps g_add recovers >= 80% of the all-layer PSNR gain; at equal time it
-beats all-layer fine-tuning.
+Runs, each repeated per seed (patch sampling and TensorFlow's own nondeterminism):
+
+* base                   — no fine-tuning;
+* g_add <design> @ N     — only the g_add layers of each design in ``--designs``, N steps, at
+  the mode's default learning rate (``sid_ft.train.DEFAULT_LR``) unless ``--lr-g-add``.
+  A design is '+'-joined words: ``head`` (the head after the network), ``affine`` (per-channel
+  scale and shift after every conv), ``rankR`` (rank-R delta beside every conv).
+  The first design is the one the targets are checked for (the default);
+* all @ N                — every layer (``--trainable-scopes all``) at SID's 1e-4, N steps;
+* all @ g_add's time     — every layer, as many steps as fit in the first design's
+  training time for N steps (from the two runs' median step times, measured in this run).
+
+Held-out scenes (3 scenes x 2 ratios) are scored through scripts/test.py's library
+(PSNR/SSIM against the rendered long exposure).  Targets: the first design gains at least
+90% of the all-layer gain at equal steps and beats all layers at equal time, on both cases.
 """
 from __future__ import annotations
 
@@ -37,13 +47,28 @@ from benchmarks.bench_train_step import cpu_name  # noqa: E402
 from sid_ft.demo import DemoSettings, base_model, build_dataset, evaluate  # noqa: E402
 from sid_ft.train import TrainOptions, train  # noqa: E402
 
-
+CASES = {"colour": "newcam", "noise": "noisecam"}
 EQUAL_TIME = "all @ g_add's time"
 
 
+def design_options(text: str) -> dict:
+    """``TrainOptions`` fields of a design such as ``affine+rank16`` or ``head``."""
+    opts = {"g_add_head": False, "g_add_affine": False, "g_add_rank": 0}
+    for word in text.split("+"):
+        if word == "head":
+            opts["g_add_head"] = True
+        elif word == "affine":
+            opts["g_add_affine"] = True
+        elif word.startswith("rank") and word[4:].isdigit():
+            opts["g_add_rank"] = int(word[4:])
+        else:
+            raise SystemExit(f"--designs: unknown word {word!r} in {text!r} (head, affine, rankR)")
+    return opts
+
+
 def finetune(name: str, workdir: Path, base: str, data: Path, settings: DemoSettings, steps: int, scopes: str,
-             lr: float, seed: int = 0, **head) -> tuple[str, float, float]:
-    """Fine-tune from ``base``; returns (checkpoint, wall seconds excluding decode/feature caching, s/step)."""
+             lr: float | None, seed: int = 0, **head) -> tuple[str, float, float]:
+    """Fine-tune from ``base``; returns (checkpoint, wall seconds, median s/step)."""
     train_dir = workdir / "runs" / name
     shutil.rmtree(train_dir, ignore_errors=True)
     t0 = time.perf_counter()
@@ -55,82 +80,98 @@ def finetune(name: str, workdir: Path, base: str, data: Path, settings: DemoSett
                    report=lambda m: None)
     wall = time.perf_counter() - t0
     times = [json.loads(x)["step_time_s"] for x in (train_dir / "metrics.jsonl").read_text().splitlines()]
-    return result.checkpoint, wall, sum(times) / len(times)
+    return result.checkpoint, wall, float(np.median(times))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", default="benchmarks/results/quality", help="data, base model and runs go here")
     ap.add_argument("--steps", type=int, default=400, help="fine-tuning steps N (default: %(default)s)")
-    ap.add_argument("--lr-g-add", type=float, default=1e-3)
+    ap.add_argument("--designs", default="affine+rank16,head",
+                    help="comma-separated g_add designs; the first is checked against the targets "
+                         "(default: %(default)s)")
+    ap.add_argument("--cases", default="colour,noise", help="comma-separated: colour, noise (default: %(default)s)")
+    ap.add_argument("--lr-g-add", type=float, default=None, help="g_add rate (default: the mode's default)")
     ap.add_argument("--lr-all", type=float, default=1e-4, help="SID's rate for all layers (default: %(default)s)")
-    ap.add_argument("--head-options", action="store_true",
-                    help="also run g_add with --g-add-packed-input, --g-add-linear and both, at N steps")
     ap.add_argument("--seeds", default="0", help="comma-separated fine-tuning seeds; each run is repeated per seed "
                                                  "and the table shows means and ranges (default: %(default)s)")
+    ap.add_argument("--no-equal-time", action="store_true", help="skip the all-layer run at g_add's time")
     ap.add_argument("--json", help="also write the table here")
     args = ap.parse_args()
 
     settings = DemoSettings()
     workdir = Path(args.workdir)
-    dirs = build_dataset(workdir / "datasets" / "demo", settings, progress=False)
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = set(cases) - set(CASES)
+    if unknown:
+        raise SystemExit(f"--cases: unknown {sorted(unknown)}; choose from {sorted(CASES)}")
+    designs = [d.strip() for d in args.designs.split(",") if d.strip()]
+    head_opts = {d: design_options(d) for d in designs}
+    dirs = build_dataset(workdir / "datasets" / "demo", settings, progress=False,
+                         targets=tuple(CASES[c] for c in cases))
     base = base_model(workdir, dirs, settings, progress=False, report=lambda m: print(m, file=sys.stderr))
-    test_list = dirs["newcam"] / "test_list.txt"
-
     seeds = [int(v) for v in args.seeds.split(",")]
-    rows: dict[str, dict] = {}
+    print(f"machine: CPU {cpu_name()}, {os.cpu_count()} cores; N = {args.steps}; patch {settings.finetune_patch}; "
+          f"seeds {seeds} (PSNR/SSIM: mean, and min..max over the seeds); base {base}")
 
-    def add(name: str, ckpt: str, steps: int, wall: float | None, step_s: float | None, seed: int = 0) -> None:
-        res = evaluate(ckpt, test_list, workdir / "eval" / f"{name.replace(' ', '_')}_{seed}", progress=False,
-                       report=lambda m: None)
-        row = rows.setdefault(name, {"run": name, "steps": steps, "step_s": [], "train_s": [], "psnr": [], "ssim": []})
-        for key, value in (("step_s", step_s), ("train_s", wall), ("psnr", res["psnr"]), ("ssim", res["ssim"])):
-            row[key].append(value)
+    report: dict = {"seeds": seeds, "steps": args.steps, "cases": {}}
+    for case in cases:
+        data = dirs[CASES[case]]
+        test_list = data / "test_list.txt"
+        rows: dict[str, dict] = {}
 
-    add("base", base, 0, None, None)
-    eq_steps = None
-    for seed in seeds:
-        ck, wall, g_step = finetune(f"g_add_{seed}", workdir, base, dirs["newcam"], settings, args.steps, "g_add",
-                                    args.lr_g_add, seed)
-        add("g_add @ N", ck, args.steps, wall, g_step, seed)
-        ck, wall, a_step = finetune(f"all_{seed}", workdir, base, dirs["newcam"], settings, args.steps, "all",
-                                    args.lr_all, seed)
-        add("all @ N", ck, args.steps, wall, a_step, seed)
-        if eq_steps is None:  # equal wall-clock: the all-layer steps that fit in g_add's measured time for N steps
-            eq_steps = max(1, int(g_step * args.steps / a_step))
-        ck, wall, e_step = finetune(f"all_eq_time_{seed}", workdir, base, dirs["newcam"], settings, eq_steps, "all",
-                                    args.lr_all, seed)
-        add(EQUAL_TIME, ck, eq_steps, wall, e_step, seed)
-        if args.head_options:
-            for label, head in (("g_add packed_input", {"g_add_packed_input": True}),
-                                ("g_add linear", {"g_add_linear": True}),
-                                ("g_add packed+linear", {"g_add_packed_input": True, "g_add_linear": True})):
-                ck, wall, step_s = finetune(label.replace(" ", "_").replace("+", "_") + f"_{seed}", workdir, base,
-                                            dirs["newcam"], settings, args.steps, "g_add", args.lr_g_add, seed, **head)
-                add(f"{label} @ N", ck, args.steps, wall, step_s, seed)
+        def add(name: str, ckpt: str, steps: int, wall: float | None, step_s: float | None, seed: int = 0) -> None:
+            res = evaluate(ckpt, test_list, workdir / "eval" / case / f"{name.replace(' ', '_')}_{seed}",
+                           progress=False, report=lambda m: None)
+            row = rows.setdefault(name, {"run": name, "steps": steps, "step_s": [], "train_s": [], "psnr": [],
+                                         "ssim": []})
+            for key, value in (("step_s", step_s), ("train_s", wall), ("psnr", res["psnr"]), ("ssim", res["ssim"])):
+                row[key].append(value)
+            print(f"  [{case}] {name} seed {seed}: {res['psnr']:.2f} dB", file=sys.stderr, flush=True)
 
-    def mean(values: list) -> float:
-        return float(np.mean(values))
+        add("base", base, 0, None, None)
+        first = f"g_add {designs[0]} @ N"
+        for seed in seeds:
+            for design in designs:
+                tag = design.replace("+", "_")
+                ck, wall, step_s = finetune(f"{case}_{tag}_{seed}", workdir, base, data, settings, args.steps,
+                                            "g_add", args.lr_g_add, seed, **head_opts[design])
+                add(f"g_add {design} @ N", ck, args.steps, wall, step_s, seed)
+            ck, wall, a_step = finetune(f"{case}_all_{seed}", workdir, base, data, settings, args.steps, "all",
+                                        args.lr_all, seed)
+            add("all @ N", ck, args.steps, wall, a_step, seed)
+            if not args.no_equal_time:
+                # equal wall-clock: the all-layer steps that fit in the first design's time for N steps
+                eq_steps = max(1, int(rows[first]["step_s"][-1] * args.steps / a_step))
+                ck, wall, e_step = finetune(f"{case}_all_eq_time_{seed}", workdir, base, data, settings, eq_steps,
+                                            "all", args.lr_all, seed)
+                add(EQUAL_TIME, ck, eq_steps, wall, e_step, seed)
+                rows[EQUAL_TIME]["steps"] = eq_steps  # of the last seed; each seed's are in runs/
 
-    table = list(rows.values())
-    base_psnr = mean(rows["base"]["psnr"])
-    gain_g = mean(rows["g_add @ N"]["psnr"]) - base_psnr
-    gain_a = mean(rows["all @ N"]["psnr"]) - base_psnr
-    print(f"machine: CPU {cpu_name()}, {os.cpu_count()} cores; new camera held-out scenes; N = {args.steps}; "
-          f"fine-tuning seeds {seeds} (PSNR/SSIM: mean, and min..max over the seeds)")
-    print(f"{'run':26s} {'steps':>6s} {'s/step':>8s} {'PSNR dB':>8s} {'(min..max)':>14s} {'SSIM':>7s}")
-    for r in table:
-        steps = [v for v in r["step_s"] if v]
-        step = f"{mean(steps):.3f}" if steps else "-"
-        spread = f"{min(r['psnr']):.2f}..{max(r['psnr']):.2f}"
-        print(f"{r['run']:26s} {r['steps']:6d} {step:>8s} {mean(r['psnr']):8.2f} {spread:>14s} {mean(r['ssim']):7.4f}")
-    recovered = gain_g / gain_a if gain_a > 0 else float("nan")
-    print(f"g_add recovers {100 * recovered:.0f}% of the all-layer PSNR gain at equal steps "
-          f"({gain_g:+.2f} vs {gain_a:+.2f} dB, means); at equal time g_add {mean(rows['g_add @ N']['psnr']):.2f} vs "
-          f"all {mean(rows[EQUAL_TIME]['psnr']):.2f} dB")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"seeds": seeds, "rows": table, "recovered_fraction": recovered},
-                                              indent=2))
+        mean = lambda values: float(np.mean(values))  # noqa: E731
+        base_psnr = mean(rows["base"]["psnr"])
+        gain_all = mean(rows["all @ N"]["psnr"]) - base_psnr
+        print(f"\ncase {case} ({CASES[case]}): base {base_psnr:.2f} dB")
+        print(f"{'run':34s} {'steps':>6s} {'s/step':>8s} {'PSNR dB':>8s} {'(min..max)':>14s} {'gain':>6s} "
+              f"{'of all':>7s} {'SSIM':>7s}")
+        for r in rows.values():
+            steps = [v for v in r["step_s"] if v]
+            step = f"{mean(steps):.3f}" if steps else "-"
+            gain = mean(r["psnr"]) - base_psnr
+            share = f"{100 * gain / gain_all:.0f}%" if gain_all > 0 and r["run"] != "base" else "-"
+            spread = f"{min(r['psnr']):.2f}..{max(r['psnr']):.2f}"
+            print(f"{r['run']:34s} {r['steps']:6d} {step:>8s} {mean(r['psnr']):8.2f} {spread:>14s} {gain:+6.2f} "
+                  f"{share:>7s} {mean(r['ssim']):7.4f}")
+        gain_first = mean(rows[first]["psnr"]) - base_psnr
+        verdict = f"{first} gains {gain_first:+.2f} dB = {100 * gain_first / gain_all:.0f}% of all layers' " \
+                  f"{gain_all:+.2f} dB at equal steps" if gain_all > 0 else f"all layers gained {gain_all:+.2f} dB"
+        if EQUAL_TIME in rows:
+            verdict += f"; at equal time {mean(rows[first]['psnr']):.2f} vs {mean(rows[EQUAL_TIME]['psnr']):.2f} dB"
+        print(verdict)
+        report["cases"][case] = {"rows": list(rows.values()), "base_psnr": base_psnr, "gain_all": gain_all,
+                                 "gain_first": gain_first}
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

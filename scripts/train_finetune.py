@@ -33,7 +33,7 @@ then run the result:  python scripts/test.py --checkpoint checkpoints/mycam phot
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sid_ft.train import TrainOptions
+    from sid_ft.train import DEFAULT_LR, DEFAULT_STEPS, TrainOptions
 
     d = TrainOptions()
     p = argparse.ArgumentParser(
@@ -72,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--g-add-linear", action=argparse.BooleanOptionalAction, default=d.g_add_linear,
                        help="add a linear 1x1 path (per-pixel colour matrix and gain) beside the g_add convs "
                             "(default: %(default)s)")
+    model.add_argument("--g-add-head", action=argparse.BooleanOptionalAction, default=d.g_add_head,
+                       help="the g_add head after the network (colour, levels, tone) (default: %(default)s)")
+    model.add_argument("--g-add-affine", action=argparse.BooleanOptionalAction, default=d.g_add_affine,
+                       help="a zero-initialised per-channel scale and shift after every conv of the network, "
+                            "folded into the conv for inference (default: %(default)s)")
+    model.add_argument("--g-add-rank", type=int, default=d.g_add_rank,
+                       help="rank r of a zero-initialised low-rank delta beside every conv of the network (kxk conv "
+                            "to r channels, 1x1 back), folded into the conv for inference; 0: none "
+                            "(default: %(default)s)")
     model.add_argument("--camera", default=None, choices=["sony", "fuji"],
                        help="network variant: sony (Bayer, 4-channel) or fuji (X-Trans, 9-channel); "
                             "default: from the files, checked against the checkpoint")
@@ -83,14 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     opt = p.add_argument_group("optimisation")
     length = opt.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, default=None,
-                        help=f"total steps; a resumed run continues until global_step reaches it (default: {d.steps})")
+                        help="total steps; a resumed run continues until global_step reaches it (default: "
+                             + ", ".join(f"{n} for mode {m}" for m, n in DEFAULT_STEPS.items()) + ")")
     length.add_argument("--epochs", type=int, default=None,
                         help="SID-style length instead of --steps: one step per scene per epoch, i.e. E x the "
                              "scenes (long exposures) of the usable pairs; each step takes a random patch of a "
                              "random pair. A resumed run keeps the length it started with")
     opt.add_argument("--patch-size", type=int, default=d.patch_size,
                      help="patch size on the packed image (default: %(default)s)")
-    opt.add_argument("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
+    opt.add_argument("--lr", type=float, default=None,
+                     help="learning rate (default: " + ", ".join(f"{r:g} for mode {m}" for m, r in DEFAULT_LR.items())
+                          + "; the mode: full when a layer outside g_add trains, inside for additions inside the "
+                            "network, cached/frozen for the head alone)")
     opt.add_argument("--lr-decay-step", type=int, default=None,
                      help="step number after which the rate is multiplied by --lr-decay-factor "
                           "(default: half of the total steps, also with --epochs)")

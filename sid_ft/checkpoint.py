@@ -60,7 +60,7 @@ from sid_ft._tf import slim as _slim_module
 from sid_ft._tf import tf1
 from sid_ft import atomic
 from sid_ft.errors import SidFtError
-from sid_ft.model import CAMERAS, G_ADD_SCOPE, GAddConfig, camera_spec, expected_variables
+from sid_ft.model import CAMERAS, G_ADD_SCOPE, GAddConfig, camera_spec, expected_variables, fold_g_add
 
 tf = tf1()
 slim = _slim_module()
@@ -76,6 +76,7 @@ __all__ = [
     "variables_to_restore",
     "restore_pretrained",
     "restore_model",
+    "restore_folded",
     "make_saver",
     "save_checkpoint",
     "write_model_json",
@@ -111,14 +112,11 @@ class ModelSpec:
 
     @property
     def description(self) -> str:
-        """E.g. 'Sony SID (plain)' or 'Fuji SID fine-tuned with g_add (depth 2, width 16)'."""
+        """E.g. 'Sony SID (plain)' or 'Fuji SID fine-tuned with g_add (head depth 2, width 16)'."""
         cam = self.camera.capitalize()
         if self.g_add is None:
             return f"{cam} SID (plain)"
-        extras = "".join(f", {what}" for what, on in (("sees the packed input", self.g_add.packed_input),
-                                                     ("linear path", self.g_add.linear)) if on)
-        shape = f"depth {self.g_add.depth}" + (f", width {self.g_add.width}" if self.g_add.depth else "")
-        return f"{cam} SID fine-tuned with g_add ({shape}{extras})"
+        return f"{cam} SID fine-tuned with g_add ({self.g_add.describe()})"
 
 
 # --------------------------------------------------------------------------- finding
@@ -252,23 +250,38 @@ def _infer_camera(tensors: Mapping[str, list[int]], prefix: str) -> str:
 
 
 def _infer_g_add(tensors: Mapping[str, list[int]], prefix: str, camera: str) -> GAddConfig | None:
-    """The head's design from its tensors: depth and width from ``g_add_conv*``, whether it sees the
-    packed input from the first layer's input channels, ``linear`` from ``g_add_linear``."""
-    head = {n: s for n, s in tensors.items()
-            if n.startswith(G_ADD_SCOPE) and not _OPTIMIZER_SLOT.search(n)}
-    if not head:
+    """The g_add design from its tensors.
+
+    The head: depth and width from ``g_add_conv*``, whether it sees the packed input from the
+    first layer's input channels, ``linear`` from ``g_add_linear``; no ``g_add_out`` means no
+    head.  Inside the network: ``affine`` from ``g_add/<conv>/scale``, the rank from the widest
+    ``g_add/<conv>/down/weights`` (each conv's rank is ``min(rank, its output channels)``).
+    """
+    g_add = {n: s for n, s in tensors.items()
+             if n.startswith(G_ADD_SCOPE) and not _OPTIMIZER_SLOT.search(n)}
+    if not g_add:
         return None
+    inside_prefix = G_ADD_SCOPE + "/"
+    inside = {n: s for n, s in g_add.items() if n.startswith(inside_prefix)}
+    head = {n: s for n, s in g_add.items() if n not in inside}
+    rank = max((int(s[-1]) for n, s in inside.items() if n.endswith("/down/weights")), default=0)
+    affine = any(n.endswith("/scale") for n in inside)
+    if inside and not (rank or affine):
+        raise SidFtError(prefix, "has g_add tensors inside the network that match no design: "
+                                 + ", ".join(sorted(inside)))
+    if not head:
+        return GAddConfig(head=False, affine=affine, rank=rank)
     depth = 0
     while f"{G_ADD_SCOPE}_conv{depth + 1}/weights" in head:
         depth += 1
     if f"{G_ADD_SCOPE}_out/weights" not in head:
-        raise SidFtError(prefix, f"has g_add tensors but no {G_ADD_SCOPE}_out/weights: "
+        raise SidFtError(prefix, f"has g_add head tensors but no {G_ADD_SCOPE}_out/weights: "
                                  + ", ".join(sorted(head)))
     first = head[f"{G_ADD_SCOPE}_conv1/weights" if depth else f"{G_ADD_SCOPE}_out/weights"]
     width = first[-1] if depth else GAddConfig().width
     plain = GAddConfig(packed_input=False).head_input_channels(camera)
     return GAddConfig(depth=depth, width=int(width), packed_input=len(first) == 4 and int(first[2]) != plain,
-                      linear=f"{G_ADD_SCOPE}_linear/weights" in head)
+                      linear=f"{G_ADD_SCOPE}_linear/weights" in head, affine=affine, rank=rank)
 
 
 def read_model_spec(path: str | os.PathLike) -> ModelSpec:
@@ -456,6 +469,37 @@ def restore_model(sess, prefix: str | os.PathLike) -> list[str]:
     return _restore(sess, prefix, list(slim.get_model_variables()))
 
 
+def restore_folded(sess, spec: "ModelSpec") -> GAddConfig | None:
+    """Restore the checkpoint of ``spec`` into a graph built for ``spec.g_add.folded()`` (inference).
+
+    Reads every tensor of ``spec``'s full network from ``spec.prefix`` (checked first like
+    :func:`restore_model`), folds the additions inside the network into the convolutions
+    (:func:`sid_ft.model.fold_g_add`, in memory: the checkpoint is not changed) and loads the
+    result into the current graph's model variables, which must be exactly the folded network's.
+    Returns the folded design (None: plain SID).
+    """
+    expected = _expected(spec.camera, spec.g_add)
+    problems = _mismatches(spec.prefix, expected)
+    if problems:
+        raise SidFtError(spec.prefix, "does not fit the network: " + "; ".join(problems))
+    try:
+        reader = tf.train.load_checkpoint(spec.prefix)
+        values = {name: reader.get_tensor(name) for name in expected}
+    except (tf.errors.OpError, ValueError) as exc:
+        raise SidFtError(spec.prefix, f"could not restore ({_first_line(exc)})") from None
+    folded, config = fold_g_add(values, spec.camera, spec.g_add)
+    variables = {_var_name(v): v for v in slim.get_model_variables()}
+    if set(variables) != set(folded):
+        raise ValueError("the graph is not the folded network of this checkpoint: build "
+                         "sid_network(camera, g_add=spec.g_add.folded()) first")
+    for name, var in variables.items():
+        var.load(folded[name], sess)
+    others = [v for v in tf.global_variables() if _var_name(v) not in folded]
+    if others:
+        sess.run(tf.variables_initializer(others))
+    return config
+
+
 # --------------------------------------------------------------------------- saving
 
 
@@ -621,11 +665,7 @@ def format_inspection(info: Mapping[str, Any]) -> str:
             lines.append(f"  {name} {list(shape)}")
     lines.append(f"model: {info['model'] or 'not recognised'}")
     if info["fits"]:
-        head = info["g_add"]
-        lines.append(f"fits the network: yes ({info['camera']} SID"
-                     + (f" + g_add depth {head['depth']} width {head['width']}"
-                        + (" packed_input" if head.get("packed_input") else "")
-                        + (" linear" if head.get("linear") else "") + ")" if head else ")"))
+        lines.append(f"fits the network: yes ({info['model']})")
     else:
         lines.append("fits the network: no")
         lines.extend(f"  {p}" for p in info["problems"])

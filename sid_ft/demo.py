@@ -63,6 +63,16 @@ NEW_CAMERA = DemoCamera(
     NoiseParams(gain=2.5, read_noise=6.0, row_noise=2.5),
 )
 
+NOISE_CAMERA = DemoCamera(
+    "noisecam", "BGGR", 2048, 16383, (2.0, 1.0, 1.7), None,
+    NoiseParams(gain=4.5, read_noise=12.0, row_noise=4.0),
+)
+"""A new camera that differs from the source mostly in its noise: 3x the system gain and read
+noise, 4x the row noise, another black level and CFA phase, the source's colour response."""
+
+TARGET_CAMERAS = {"newcam": NEW_CAMERA, "noisecam": NOISE_CAMERA}
+"""The cameras a base trained on ``SOURCE_CAMERA`` can be adapted to: colour (demo) and noise."""
+
 LONG_S = 10.0
 RATIOS = (100, 250)  # short exposures 0.1 s and 0.04 s, as in SID's Sony set
 
@@ -136,28 +146,33 @@ def _write_scene(root: Path, scene: str, rgb: np.ndarray, cam: DemoCamera, rng: 
         write_dng(root / "short" / f"{scene}_00_{t:g}s.dng", short, exposure_time=t, **common)
 
 
-def build_dataset(root: str | os.PathLike, settings: DemoSettings, progress: bool = True) -> dict[str, Path]:
-    """Write ``root/source`` and ``root/newcam`` (SID layout, DNG) unless a matching manifest is there."""
+def build_dataset(root: str | os.PathLike, settings: DemoSettings, progress: bool = True,
+                  targets: tuple[str, ...] = ("newcam",)) -> dict[str, Path]:
+    """Write ``root/source`` and ``root/<target>`` for each of ``targets`` (names in
+    :data:`TARGET_CAMERAS`; SID layout, DNG, a ``test_list.txt`` of the held-out scenes) unless a
+    matching manifest is there."""
     from tqdm import tqdm
 
     root = Path(root)
     manifest = root / "manifest.json"
+    cameras = {name: TARGET_CAMERAS[name] for name in targets}
     wanted = {"sid_ft": __version__, "settings": asdict(settings),
-              "cameras": [repr(SOURCE_CAMERA), repr(NEW_CAMERA)]}
-    dirs = {"source": root / "source", "newcam": root / "newcam"}
+              "cameras": [repr(SOURCE_CAMERA)] + [repr(cam) for cam in cameras.values()]}
+    dirs = {"source": root / "source", **{name: root / name for name in cameras}}
     if manifest.exists() and json.loads(manifest.read_text()) == json.loads(json.dumps(wanted, default=str)):
         return dirs
     jobs: list[tuple[Path, str, np.ndarray, DemoCamera]] = []
     for k, name in enumerate(settings.source_photos):
         for j, crop in enumerate(_crops(_photo(name), settings.crop, settings.max_crops_per_photo)):
             jobs.append((dirs["source"], f"0{k:02d}{j:02d}", crop, SOURCE_CAMERA))
-    for k, name in enumerate(settings.newcam_train_photos):
-        # the last crops of each photo: the source camera took the first ones
-        for j, crop in enumerate(_crops(_photo(name), settings.crop, 99)[::-1][: settings.newcam_train_crops]):
-            jobs.append((dirs["newcam"], f"0{k:02d}{j:02d}", crop, NEW_CAMERA))
-    for k, name in enumerate(settings.newcam_test_photos):
-        crop = _crops(_photo(name), settings.crop, 1)[0]
-        jobs.append((dirs["newcam"], f"1{k:02d}00", crop, NEW_CAMERA))
+    for target, cam in cameras.items():
+        for k, name in enumerate(settings.newcam_train_photos):
+            # the last crops of each photo: the source camera took the first ones
+            for j, crop in enumerate(_crops(_photo(name), settings.crop, 99)[::-1][: settings.newcam_train_crops]):
+                jobs.append((dirs[target], f"0{k:02d}{j:02d}", crop, cam))
+        for k, name in enumerate(settings.newcam_test_photos):
+            crop = _crops(_photo(name), settings.crop, 1)[0]
+            jobs.append((dirs[target], f"1{k:02d}00", crop, cam))
     for d in dirs.values():
         for sub in ("short", "long"):
             (d / sub).mkdir(parents=True, exist_ok=True)
@@ -166,13 +181,13 @@ def build_dataset(root: str | os.PathLike, settings: DemoSettings, progress: boo
     rng = np.random.default_rng(settings.seed)
     for folder, scene, rgb, cam in tqdm(jobs, desc="demo dataset (DNG)", unit="scene", disable=not progress):
         _write_scene(folder, scene, rgb, cam, rng)
-    test_list = dirs["newcam"] / "test_list.txt"
-    lines = []
-    for short in sorted((dirs["newcam"] / "short").glob("1*.dng")):
-        scene = short.name.split("_")[0]
-        long = next((dirs["newcam"] / "long").glob(f"{scene}_*.dng"))
-        lines.append(f"./short/{short.name} ./long/{long.name} ISO0 F0")
-    test_list.write_text("\n".join(lines) + "\n")
+    for target in cameras:
+        lines = []
+        for short in sorted((dirs[target] / "short").glob("1*.dng")):
+            scene = short.name.split("_")[0]
+            long = next((dirs[target] / "long").glob(f"{scene}_*.dng"))
+            lines.append(f"./short/{short.name} ./long/{long.name} ISO0 F0")
+        (dirs[target] / "test_list.txt").write_text("\n".join(lines) + "\n")
     atomic.write_text(manifest, json.dumps(wanted, indent=2, default=str))
     return dirs
 

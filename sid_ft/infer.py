@@ -443,6 +443,9 @@ class Predictor:
       tile: None for whole images, else the tile size in packed pixels (rounded up to a
         multiple of 16, see :func:`round_tile`).
       overlap: tile overlap in packed pixels.
+      fold: fold the g_add additions inside the network into its convolutions at load time
+        (:func:`sid_ft.model.fold_g_add`; the same output within float32 rounding, at plain SID's
+        cost); False runs them as separate layers, as in training.
 
     Attributes: ``spec`` (:class:`sid_ft.checkpoint.ModelSpec`), ``in_channels``, ``scale``,
     ``graph``, ``sess``, ``input`` (placeholder ``(N, h, w, C)`` float32, packed and amplified),
@@ -451,7 +454,7 @@ class Predictor:
     """
 
     def __init__(self, checkpoint: str | os.PathLike, device: str | None = None, tile: int | None = None,
-                 overlap: int = DEFAULT_OVERLAP):
+                 overlap: int = DEFAULT_OVERLAP, fold: bool = True):
         from sid_ft._tf import tf1
         from sid_ft import checkpoint as ckpt
         from sid_ft import model
@@ -471,11 +474,16 @@ class Predictor:
             with tf.device(dev):
                 self.input = tf.placeholder(tf.float32, [None, None, None, self.in_channels], name="packed")
                 clamped = tf.minimum(self.input, 1.0, name="clamped_input")
-                out, self.end_points = model.sid_network(clamped, camera=self.spec.camera, g_add=self.spec.g_add)
+                self.graph_g_add = self.spec.g_add.folded() if fold and self.spec.g_add is not None \
+                    else self.spec.g_add
+                out, self.end_points = model.sid_network(clamped, camera=self.spec.camera, g_add=self.graph_g_add)
                 self.output = tf.clip_by_value(out, 0.0, 1.0, name="rgb")
             self.sess = tf.Session(graph=self.graph, config=config)
             try:
-                ckpt.restore_model(self.sess, self.spec.prefix)
+                if fold:
+                    ckpt.restore_folded(self.sess, self.spec)
+                else:
+                    ckpt.restore_model(self.sess, self.spec.prefix)
             except BaseException:
                 self.sess.close()
                 raise

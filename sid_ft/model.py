@@ -56,6 +56,10 @@ __all__ = [
     "sid_unet",
     "g_add_head",
     "sid_network",
+    "conv_layers",
+    "addition_rank",
+    "g_add_conv_additions",
+    "fold_g_add",
     "G_ADD_SCOPE",
     "expected_variables",
 ]
@@ -125,22 +129,51 @@ class GAddConfig:
     width: int = 16
     packed_input: bool = False
     linear: bool = False
+    head: bool = True
+    affine: bool = False
+    rank: int = 0
 
     def __post_init__(self) -> None:
-        if int(self.depth) != self.depth or self.depth < 0:
-            raise ValueError(f"g_add depth must be an integer >= 0, got {self.depth!r}")
-        if int(self.width) != self.width or self.width < 1:
-            raise ValueError(f"g_add width must be an integer >= 1, got {self.width!r}")
-        for flag in ("packed_input", "linear"):
+        for name, low in (("depth", 0), ("width", 1), ("rank", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < low:
+                raise ValueError(f"g_add {name} must be an integer >= {low}, got {value!r}")
+            setattr(self, name, int(value))
+        for flag in ("packed_input", "linear", "head", "affine"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"g_add {flag} must be true or false, got {getattr(self, flag)!r}")
-        self.depth = int(self.depth)
-        self.width = int(self.width)
+        if not self.head:  # no head: its shape means nothing, and checkpoints cannot show it
+            self.depth, self.width = type(self).depth, type(self).width
+            self.packed_input = self.linear = False
         if self.depth == 0:  # no conv layers: the width means nothing, and checkpoints cannot show it
             self.width = type(self).width
+        if not (self.head or self.inside):
+            raise ValueError("a g_add design needs the head or additions inside the network (affine and/or rank)")
+
+    @property
+    def inside(self) -> bool:
+        """True when the design has additions beside the network's own convolutions."""
+        return self.affine or self.rank > 0
+
+    def folded(self) -> "GAddConfig | None":
+        """The design left after :func:`fold_g_add`: the head alone, or None (plain SID) without one."""
+        return GAddConfig(self.depth, self.width, self.packed_input, self.linear) if self.head else None
+
+    def describe(self) -> str:
+        """E.g. 'per-channel affine + rank-16 deltas in every conv; head depth 2, width 16'."""
+        parts = []
+        if self.inside:
+            inside = " + ".join(what for what, on in (("per-channel affine", self.affine),
+                                                     (f"rank-{self.rank} deltas", self.rank > 0)) if on)
+            parts.append(inside + " in every conv")
+        if self.head:
+            shape = f"head depth {self.depth}" + (f", width {self.width}" if self.depth else "")
+            parts.append(shape + "".join(f", {what}" for what, on in (("sees the packed input", self.packed_input),
+                                                                    ("linear path", self.linear)) if on))
+        return "; ".join(parts)
 
     def to_dict(self) -> dict:
-        """``{'depth': int, 'width': int, 'packed_input': bool, 'linear': bool}``."""
+        """``{'depth', 'width', 'packed_input', 'linear', 'head', 'affine', 'rank'}``."""
         return asdict(self)
 
     @classmethod
@@ -148,14 +181,15 @@ class GAddConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ValueError (a typo must not pass silently).
 
         Missing keys take the values of the first head design (depth 2, width 16, features and
-        logits only, no linear layer), so checkpoints written before a field existed still load.
+        logits only, no linear layer, no additions inside the network), so checkpoints written
+        before a field existed still load.
         """
-        keys = ("depth", "width", "packed_input", "linear")
-        unknown = set(d) - set(keys)
+        legacy = {"depth": 2, "width": 16, "packed_input": False, "linear": False, "head": True,
+                  "affine": False, "rank": 0}
+        unknown = set(d) - set(legacy)
         if unknown:
             raise ValueError(f"unknown g_add setting(s): {sorted(unknown)}")
-        legacy = {"depth": 2, "width": 16, "packed_input": False, "linear": False}
-        return cls(**{k: d.get(k, legacy[k]) for k in keys})
+        return cls(**{k: d.get(k, legacy[k]) for k in legacy})
 
     def head_input_channels(self, camera: str) -> int:
         """Channels the head's first layer sees: g_conv9_2 (32) + g_conv10 logits (+ packed input)."""
@@ -222,7 +256,108 @@ def _upsample_concat(net: tf.Tensor, skip: tf.Tensor, filter_name: str, end_poin
     return tf.concat([up, skip], axis=3, name=key + "_concat")
 
 
-def sid_unet(inputs: tf.Tensor, camera: str = "sony", reuse=None) -> tuple[tf.Tensor, dict]:
+def conv_layers(camera: str = "sony") -> list[tuple[str, int, int, int]]:
+    """SID's convolutions in order, ``[(scope, kernel, in_channels, out_channels), ...]``.
+
+    ``g_conv1_1`` .. ``g_conv9_2`` (3x3) and ``g_conv10`` (1x1); the transposed
+    upsampling filters are not listed (they carry no additions).
+    """
+    spec = camera_spec(camera)
+    layers = []
+    cin = spec.in_channels
+    for level, width in enumerate(_DOWN_WIDTHS, start=1):
+        for k in (1, 2):
+            layers.append((f"g_conv{level}_{k}", 3, cin, width))
+            cin = width
+    for level, width in zip(range(6, 10), _UP_WIDTHS):
+        cin = 2 * width  # upsampled + skip
+        for k in (1, 2):
+            layers.append((f"g_conv{level}_{k}", 3, cin, width))
+            cin = width
+    layers.append(("g_conv10", 1, cin, spec.out_channels))
+    return layers
+
+
+def addition_rank(config: GAddConfig, out_channels: int) -> int:
+    """Rank of the low-rank delta beside a conv of ``out_channels``: ``min(config.rank, out_channels)``."""
+    return min(config.rank, out_channels)
+
+
+def g_add_conv_additions(x: tf.Tensor, z: tf.Tensor, kernel: int, base_scope: str, config: GAddConfig) -> tf.Tensor:
+    """The additions beside one SID convolution, applied to its pre-activation output.
+
+    x: the conv's input (N, h, w, C_in); z: its output before the activation, ``W * x + b``
+    (N, h, w, C_out).  Variables live in ``g_add/<base_scope>/``:
+
+    * rank r > 0 (``config.rank``, at most C_out): ``down/weights`` ``[k, k, C_in, r]`` (Xavier
+      initialised, no bias) and ``up/weights`` ``[1, 1, r, C_out]`` + ``up/biases`` (both zero):
+      ``z += up(down(x))``, a rank-r change of the conv's weights and a change of its bias;
+    * affine: ``scale`` and ``shift`` ``[C_out]`` (zero): ``z = z * (1 + scale) + shift``.
+
+    Both are linear in the conv's weights, so :func:`fold_g_add` folds them into ``W`` and ``b``.
+    Zero-initialised, they return ``z`` unchanged bit for bit.
+    """
+    zero = tf.zeros_initializer()
+    cout = int(z.shape[-1])
+    with tf.variable_scope(f"{G_ADD_SCOPE}/{base_scope}"):
+        rank = addition_rank(config, cout)
+        if rank:
+            down = slim.conv2d(x, rank, [kernel, kernel], activation_fn=None, biases_initializer=None, scope="down")
+            z = z + slim.conv2d(down, cout, [1, 1], activation_fn=None, weights_initializer=zero,
+                                biases_initializer=zero, scope="up")
+        if config.affine:
+            scale = slim.model_variable("scale", shape=[cout], initializer=zero)
+            shift = slim.model_variable("shift", shape=[cout], initializer=zero)
+            z = z * (1.0 + scale) + shift
+    return z
+
+
+def _sid_conv(net: tf.Tensor, width: int, kernel: int, scope: str, additions: GAddConfig | None,
+              activation: bool = True) -> tf.Tensor:
+    """One SID convolution (slim, released names), with the g_add additions beside it when asked."""
+    if additions is None or not additions.inside:
+        return slim.conv2d(net, width, [kernel, kernel], scope=scope, **({} if activation else {"activation_fn": None}))
+    z = slim.conv2d(net, width, [kernel, kernel], activation_fn=None, scope=scope)
+    z = g_add_conv_additions(net, z, kernel, scope, additions)
+    return lrelu(z) if activation else z
+
+
+def fold_g_add(values: Mapping[str, Any], camera: str, config: GAddConfig | None):
+    """Fold the additions inside the network into the convolutions they sit beside (for inference).
+
+    values: ``{tensor name: array}`` of every model variable of ``sid_network(camera, config)``
+    (e.g. read from a checkpoint).  Returns ``(folded values, folded config)``: the base
+    convolutions' ``weights``/``biases`` with the additions folded in (computed in float64,
+    stored float32), the head's tensors unchanged, no ``g_add/...`` tensors; the config is
+    ``config.folded()`` (None: plain SID).  The folded network computes the same function as
+    the unfolded one up to float32 rounding.  Without additions inside, values pass through.
+    """
+    import numpy as np
+
+    if config is None or not config.inside:
+        return dict(values), config
+    prefix = G_ADD_SCOPE + "/"
+    out = {name: value for name, value in values.items() if not name.startswith(prefix)}
+    for scope, _, _, cout in conv_layers(camera):
+        w = np.asarray(values[f"{scope}/weights"], np.float64)
+        b = np.asarray(values[f"{scope}/biases"], np.float64)
+        add = f"{prefix}{scope}/"
+        if addition_rank(config, cout):
+            down = np.asarray(values[add + "down/weights"], np.float64)  # (k, k, C_in, r)
+            up = np.asarray(values[add + "up/weights"], np.float64)[0, 0]  # (r, C_out)
+            w = w + np.einsum("hwir,ro->hwio", down, up)
+            b = b + np.asarray(values[add + "up/biases"], np.float64)
+        if config.affine:
+            gain = 1.0 + np.asarray(values[add + "scale"], np.float64)
+            w = w * gain
+            b = b * gain + np.asarray(values[add + "shift"], np.float64)
+        out[f"{scope}/weights"] = w.astype(np.float32)
+        out[f"{scope}/biases"] = b.astype(np.float32)
+    return out, config.folded()
+
+
+def sid_unet(inputs: tf.Tensor, camera: str = "sony", reuse=None,
+             additions: GAddConfig | None = None) -> tuple[tf.Tensor, dict]:
     """SID's U-Net.
 
     Args:
@@ -231,6 +366,9 @@ def sid_unet(inputs: tf.Tensor, camera: str = "sony", reuse=None) -> tuple[tf.Te
       camera: 'sony' or 'fuji' (see :data:`CAMERAS`).
       reuse: variable reuse for the network's variables (None inherits, True, or
         ``tf.AUTO_REUSE``), e.g. to build a second tower sharing the weights.
+      additions: a g_add design whose additions inside the network (``affine``, ``rank``)
+        go beside every convolution (:func:`g_add_conv_additions`); None or a head-only
+        design builds SID exactly as released.
 
     Returns:
       output: (N, scale*h, scale*w, 3) float32, linear sRGB (not clipped).
@@ -254,7 +392,7 @@ def sid_unet(inputs: tf.Tensor, camera: str = "sony", reuse=None) -> tuple[tf.Te
             for level, width in enumerate(_DOWN_WIDTHS, start=1):
                 for k in (1, 2):
                     name = f"g_conv{level}_{k}"
-                    net = slim.conv2d(net, width, [3, 3], scope=name)
+                    net = _sid_conv(net, width, 3, name, additions)
                     end_points[name] = net
                 if level < 5:
                     skips.append(net)
@@ -265,9 +403,9 @@ def sid_unet(inputs: tf.Tensor, camera: str = "sony", reuse=None) -> tuple[tf.Te
                 net = _upsample_concat(net, skip, UPSAMPLE_FILTER_NAMES[i], end_points, f"up{level}")
                 for k in (1, 2):
                     name = f"g_conv{level}_{k}"
-                    net = slim.conv2d(net, width, [3, 3], scope=name)
+                    net = _sid_conv(net, width, 3, name, additions)
                     end_points[name] = net
-            logits = slim.conv2d(net, spec.out_channels, [1, 1], activation_fn=None, scope="g_conv10")
+            logits = _sid_conv(net, spec.out_channels, 1, "g_conv10", additions, activation=False)
             end_points["g_conv10"] = logits
             output = tf.nn.depth_to_space(logits, spec.scale, name="depth_to_space")
             end_points["output"] = output
@@ -340,24 +478,24 @@ def g_add_head(features: tf.Tensor, base_logits: tf.Tensor, config: GAddConfig |
 
 def sid_network(inputs: tf.Tensor, camera: str = "sony", g_add: GAddConfig | None = None,
                 reuse=None) -> tuple[tf.Tensor, dict]:
-    """SID's U-Net, plus the g_add head when ``g_add`` is given.
+    """SID's U-Net, plus the g_add layers when ``g_add`` is given.
 
     Args:
       inputs: (N, h, w, C) float32 packed RAW.
       camera: 'sony' or 'fuji'.
-      g_add: head configuration, or None for plain SID.
+      g_add: the g_add design (additions beside every conv and/or the head), or None for plain SID.
       reuse: variable reuse for all variables.
 
     Returns:
-      output: (N, scale*h, scale*w, 3) float32 (the head's output when g_add is set).
-      end_points: everything :func:`sid_unet` returns, 'base_output' (the base
-        network's output), and with g_add the head's end points; 'output' is the
-        final output.
+      output: (N, scale*h, scale*w, 3) float32 (the head's output when the design has one).
+      end_points: everything :func:`sid_unet` returns, 'base_output' (the U-Net's output,
+        with the additions inside it when the design has them), and with a head the head's
+        end points; 'output' is the final output.
     """
-    base_output, end_points = sid_unet(inputs, camera=camera, reuse=reuse)
+    base_output, end_points = sid_unet(inputs, camera=camera, reuse=reuse, additions=g_add)
     end_points = dict(end_points)
     end_points["base_output"] = base_output
-    if g_add is None:
+    if g_add is None or not g_add.head:
         return base_output, end_points
     output, head_points = g_add_head(end_points["g_conv9_2"], end_points["g_conv10"], g_add,
                                      camera=camera, reuse=reuse, packed=inputs)

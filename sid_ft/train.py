@@ -5,14 +5,18 @@ packed short exposure, multiplied by the exposure ratio and clipped at 1, random
 vertical/horizontal flips and a transpose, an L1 loss against SID's rendering of
 the long exposure, Adam at 1e-4 and ten times lower for the second half.
 
-Three ways to run a step, chosen from ``trainable_scopes``:
+Four ways to run a step, chosen from ``trainable_scopes`` and the g_add design:
 
 * ``full`` (any scope outside ``g_add``, e.g. ``all``): SID's own training; the
   flips act on the packed input and the ground truth.
+* ``inside`` (``g_add`` only, a design with additions beside the network's
+  convolutions): the whole network runs forward and backward on the patch, as in
+  ``full``, but gradients are computed for the g_add variables only (no weight
+  gradients of the frozen convolutions), and only they are updated.
 * ``frozen`` (``g_add`` only, feature cache off): the frozen network runs on the
   patch, then its features and base logits are flipped together with the ground
   truth and only the head is trained.  No gradient reaches the frozen layers.
-* ``cached`` (``g_add`` only, the default): the frozen network runs once per
+* ``cached`` (``g_add`` only, a head-only design): the frozen network runs once per
   training image; its ``g_conv9_2`` features and ``g_conv10`` logits go to the
   on-disk cache and every step trains the head on crops of them.  The flips are
   the same as in ``frozen``, so both compute the same update from the same patch.
@@ -58,10 +62,10 @@ class TrainOptions:
     split: str = "train"  # 'train' | 'test' | 'val' | 'all' (SID's scene-id rule)
     pretrained: str = "checkpoints/Sony/"
     train_dir: str = "checkpoints/finetune/"
-    steps: int = 4000
+    steps: int | None = None  # default: DEFAULT_STEPS[mode]
     epochs: int | None = None  # SID-style: steps = epochs x scenes of the usable pairs (replaces steps)
     patch_size: int = 512
-    lr: float = 1e-4
+    lr: float | None = None  # default: DEFAULT_LR[mode]
     lr_decay_step: int | None = None  # default: steps // 2
     lr_decay_factor: float = 0.1
     save_every: int = 500
@@ -72,6 +76,9 @@ class TrainOptions:
     g_add_width: int = 16
     g_add_packed_input: bool = False
     g_add_linear: bool = False
+    g_add_head: bool = True
+    g_add_affine: bool = False
+    g_add_rank: int = 0
     trainable_scopes: str = "g_add"
     checkpoint_exclude_scopes: str = "g_add"
     feature_cache: bool = True
@@ -118,14 +125,36 @@ def select_trainable(variables: Sequence, scopes: Sequence[str]) -> list:
     return chosen
 
 
-def training_mode(trainable_scopes: Sequence[str], feature_cache: bool) -> str:
-    """'cached' / 'frozen' when only g_add layers learn, else 'full'."""
-    head_only = bool(trainable_scopes) and trainable_scopes != ["all"] and all(
+DEFAULT_LR = {"full": 1e-4, "inside": 1e-3, "frozen": 1e-3, "cached": 1e-3}
+"""Default ``--lr`` per mode: SID's 1e-4 for every layer; the rate the quality benchmark found best
+for the g_add layers (benchmarks/bench_quality.py, README)."""
+
+DEFAULT_STEPS = {"full": 4000, "inside": 1500, "frozen": 1500, "cached": 1500}
+"""Default ``--steps`` per mode: a few thousand for every layer; for the g_add layers about
+LED's 1.5k iterations, which suits a handful of pairs."""
+
+
+def training_mode(trainable_scopes: Sequence[str], feature_cache: bool, g_add: GAddConfig | None = None) -> str:
+    """'full' when a layer outside g_add learns; else 'inside' for a design with additions inside the
+    network, and 'cached' / 'frozen' (feature cache on / off) for a head-only design."""
+    g_add_only = bool(trainable_scopes) and trainable_scopes != ["all"] and all(
         s.startswith("g_add") for s in trainable_scopes
     )
-    if not head_only:
+    if not g_add_only:
         return "full"
+    if g_add is not None and g_add.inside:
+        return "inside"
     return "cached" if feature_cache else "frozen"
+
+
+def design_from_options(opts: TrainOptions) -> GAddConfig:
+    """The g_add design the ``--g-add-*`` options ask for."""
+    try:
+        return GAddConfig(depth=opts.g_add_depth, width=opts.g_add_width, packed_input=opts.g_add_packed_input,
+                          linear=opts.g_add_linear, head=opts.g_add_head, affine=opts.g_add_affine,
+                          rank=opts.g_add_rank)
+    except ValueError as exc:
+        raise SidFtError(None, f"--g-add-*: {exc}") from None
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -172,13 +201,15 @@ def build_train_graph(
     lr_decay_factor: float,
     keep: int = 5,
 ) -> TrainGraph:
-    """Build the training graph for ``mode`` ('full', 'frozen' or 'cached') in a new ``tf.Graph``.
+    """Build the training graph for ``mode`` ('full', 'inside', 'frozen' or 'cached') in a new ``tf.Graph``.
 
-    ``g_add`` None builds plain SID (only in 'full' mode: the other modes train the head).
+    ``g_add`` None builds plain SID (only in 'full' mode: the other modes train g_add layers).
     """
     tf = tf1()
     if g_add is None and mode != "full":
-        raise ValueError(f"training mode {mode!r} trains the g_add head: it needs a GAddConfig")
+        raise ValueError(f"training mode {mode!r} trains g_add layers: it needs a GAddConfig")
+    if mode == "inside" and not g_add.inside:
+        raise ValueError("training mode 'inside' needs a design with additions inside the network")
     spec = CAMERAS[camera]
     graph = tf.Graph()
     with graph.as_default():
@@ -187,7 +218,7 @@ def build_train_graph(
         image = tf.placeholder(tf.float32, [1, None, None, spec.in_channels], name="image")
         gt = tf.placeholder(tf.float32, [1, None, None, 3], name="gt")
         inputs = {"flags": flags, "image": image, "gt": gt}
-        if mode == "full":
+        if mode in ("full", "inside"):
             output, ep = sid_model.sid_network(augment(image, flags), camera=camera, g_add=g_add)
             target = augment(gt, flags)
             base_features = None
@@ -345,7 +376,7 @@ def _previous_config(train_dir: Path) -> dict | None:
 
 
 def run_length(opts: TrainOptions, loaded: Sequence[CachedPair], previous: dict | None,
-               report: Callable[[str], None]) -> tuple[int, int]:
+               report: Callable[[str], None], default_steps: int = DEFAULT_STEPS["full"]) -> tuple[int, int]:
     """(total steps, learning-rate decay step) of the run.
 
     ``--epochs E`` counts as SID's train_Sony does, one step per scene per epoch: E x the distinct
@@ -355,7 +386,7 @@ def run_length(opts: TrainOptions, loaded: Sequence[CachedPair], previous: dict 
     the total.
     """
     if opts.epochs is None:
-        total = int(opts.steps)
+        total = int(default_steps if opts.steps is None else opts.steps)
     else:
         scenes = len({cp.pair.long_path for cp in loaded})
         total = opts.epochs * scenes
@@ -382,7 +413,6 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
     train_dir.mkdir(parents=True, exist_ok=True)
     trainable_scopes = parse_scopes(opts.trainable_scopes) or ["all"]
     exclude_scopes = parse_scopes(opts.checkpoint_exclude_scopes)
-    mode = training_mode(trainable_scopes, opts.feature_cache)
     if opts.epochs is not None and opts.epochs < 1:
         raise SidFtError(None, f"--epochs {opts.epochs}: must be at least 1")
     if opts.from_scratch and trainable_scopes != ["all"]:
@@ -392,8 +422,7 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
     # Resume wins over --pretrained (TF-Slim's rule); the head's shape then comes from the train dir.
     # --from-scratch trains plain SID (the released layout, ready to be fine-tuned with g_add later).
     latest = tf.train.latest_checkpoint(str(train_dir))
-    g_add: GAddConfig | None = None if opts.from_scratch else GAddConfig(
-        depth=opts.g_add_depth, width=opts.g_add_width, packed_input=opts.g_add_packed_input, linear=opts.g_add_linear)
+    g_add: GAddConfig | None = None if opts.from_scratch else design_from_options(opts)
     model_camera = None
     pretrained_prefix = None
     if latest:
@@ -402,17 +431,19 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
         if opts.from_scratch and spec.g_add is not None:
             raise SidFtError(latest, f"--from-scratch trains plain SID, but this train dir holds {spec.description}; "
                                      "use another --train-dir")
-        if spec.g_add is None and mode != "full":
+        if spec.g_add is None and training_mode(trainable_scopes, opts.feature_cache) != "full":
             raise SidFtError(latest, "this train dir holds a plain SID model (no g_add layers) and cannot be resumed "
                                      "as a g_add fine-tuning; pass it as --pretrained with a new --train-dir")
         if spec.g_add != g_add:
             report(f"resuming with the layers of {latest} ({spec.description}), not the options' "
-                   f"({'plain SID' if g_add is None else g_add})")
+                   f"({'plain SID' if g_add is None else g_add.describe()})")
             g_add = spec.g_add
     elif not opts.from_scratch:
         pretrained_prefix = ckpt.resolve_checkpoint(opts.pretrained)
         model_camera = ckpt.read_model_spec(pretrained_prefix).camera
 
+    mode = training_mode(trainable_scopes, opts.feature_cache, g_add)
+    lr = DEFAULT_LR[mode] if opts.lr is None else float(opts.lr)
     pairs, skipped = collect_pairs(opts, report)
     cache_dir = Path(opts.cache_dir) if opts.cache_dir else train_dir / "cache"
     decode = DecodeCache(cache_dir)
@@ -423,11 +454,13 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
 
     loaded = decode.load_pairs(pairs, opts.ratio_cap, on_error=on_error)
     camera = resolve_camera(loaded, opts.camera, model_camera, latest or pretrained_prefix)
-    total_steps, decay_step = run_length(opts, loaded, _previous_config(train_dir) if latest else None, report)
+    total_steps, decay_step = run_length(opts, loaded, _previous_config(train_dir) if latest else None, report,
+                                         default_steps=DEFAULT_STEPS[mode])
     scale = CAMERAS[camera].scale
     config = {
         "options": dataclasses.asdict(opts),
         "mode": mode,
+        "lr": lr,
         "camera": camera,
         "g_add": None if g_add is None else g_add.to_dict(),
         "steps": total_steps,
@@ -441,7 +474,7 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
     }
     atomic.write_text(train_dir / "config.json", json.dumps(config, indent=2, default=str))
 
-    tg = build_train_graph(camera, g_add, mode, trainable_scopes, opts.lr, decay_step, opts.lr_decay_factor, opts.keep)
+    tg = build_train_graph(camera, g_add, mode, trainable_scopes, lr, decay_step, opts.lr_decay_factor, opts.keep)
     session_config = tf.ConfigProto()
     session_config.gpu_options.allow_growth = True
     with tg.graph.as_default(), tf.Session(graph=tg.graph, config=session_config) as sess:

@@ -334,7 +334,7 @@ def test_inspect_script_output(fine_tuned):
     assert "other (1 tensors):\n  global_step []" in out
     sections = out.split("g_add (6 tensors):")[1].split("optimizer (")[0]
     assert "g_add_conv1/weights [3, 3, 44, 8]" in sections and "/Adam" not in sections
-    assert "model: Sony SID fine-tuned with g_add (depth 2, width 8)" in out
+    assert "model: Sony SID fine-tuned with g_add (head depth 2, width 8)" in out
     assert "fits the network: yes" in out
     assert "Warning" not in proc.stderr and "deprecat" not in proc.stderr.lower()
 
