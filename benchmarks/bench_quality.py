@@ -44,6 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from benchmarks.bench_train_step import cpu_name  # noqa: E402
+from sid_ft.model import parse_design  # noqa: E402
 from sid_ft.demo import DemoSettings, base_model, build_dataset, evaluate  # noqa: E402
 from sid_ft.train import TrainOptions, train  # noqa: E402
 
@@ -53,17 +54,11 @@ EQUAL_TIME = "all @ g_add's time"
 
 def design_options(text: str) -> dict:
     """``TrainOptions`` fields of a design such as ``affine+rank16`` or ``head``."""
-    opts = {"g_add_head": False, "g_add_affine": False, "g_add_rank": 0}
-    for word in text.split("+"):
-        if word == "head":
-            opts["g_add_head"] = True
-        elif word == "affine":
-            opts["g_add_affine"] = True
-        elif word.startswith("rank") and word[4:].isdigit():
-            opts["g_add_rank"] = int(word[4:])
-        else:
-            raise SystemExit(f"--designs: unknown word {word!r} in {text!r} (head, affine, rankR)")
-    return opts
+    try:
+        cfg = parse_design(text)
+    except ValueError as exc:
+        raise SystemExit(f"--designs: {exc}") from None
+    return {"g_add_head": cfg.head, "g_add_affine": cfg.affine, "g_add_rank": cfg.rank}
 
 
 def finetune(name: str, workdir: Path, base: str, data: Path, settings: DemoSettings, steps: int, scopes: str,

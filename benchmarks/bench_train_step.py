@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Step time of the three training modes at one patch size, measured in one run.
+"""Step time of the training modes at one patch size, measured in one run.
 
-    python benchmarks/bench_train_step.py --patch-size 256 --steps 20
+    python benchmarks/bench_train_step.py --patch-size 256 --steps 20 --designs affine+rank16
 
 * full   — every layer learns (``--trainable-scopes all``): SID's own training step;
-* frozen — only g_add learns, the frozen network runs on every patch (``--no-feature-cache``);
-* cached — only g_add learns, on cached frozen-network features (the default).
+* inside <design> — only the g_add additions inside the network learn (one row per design in
+  ``--designs``, see benchmarks/bench_quality.py): the whole network runs forward and backward,
+  without weight gradients for the frozen convolutions;
+* frozen — only the g_add head learns, the frozen network runs on every patch (``--no-feature-cache``);
+* cached — only the g_add head learns, on cached frozen-network features.
 
 The modes run interleaved (one step of each in turn after a warm-up), so machine
 noise hits them alike; the figures are medians.  Weights are random: step time
@@ -28,20 +31,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from sid_ft._tf import tf1  # noqa: E402
-from sid_ft.model import GAddConfig  # noqa: E402
+from sid_ft.model import GAddConfig, parse_design  # noqa: E402
 from sid_ft.sampling import Patch  # noqa: E402
 from sid_ft.train import build_train_graph, feed_for  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,6 +42,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--g-add-depth", type=int, default=GAddConfig().depth)
     ap.add_argument("--g-add-width", type=int, default=GAddConfig().width)
+    ap.add_argument("--designs", default="affine+rank16",
+                    help="comma-separated designs with additions inside the network, one 'inside' row each "
+                         "(default: %(default)s)")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
 
@@ -57,9 +52,13 @@ def main() -> None:
     p = args.patch_size
     rng = np.random.default_rng(0)
     cfg = GAddConfig(depth=args.g_add_depth, width=args.g_add_width)
+    runs = [("full", "full", cfg, ["all"])]
+    runs += [(f"inside {d}", "inside", parse_design(d, cfg.depth, cfg.width), ["g_add"])
+             for d in args.designs.split(",") if d.strip()]
+    runs += [("frozen", "frozen", cfg, ["g_add"]), ("cached", "cached", cfg, ["g_add"])]
     runners = {}
-    for mode, scopes in (("full", ["all"]), ("frozen", ["g_add"]), ("cached", ["g_add"])):
-        tg = build_train_graph("sony", cfg, mode, scopes, 1e-4, 10**9, 0.1)
+    for name, mode, design, scopes in runs:
+        tg = build_train_graph("sony", design, mode, scopes, 1e-4, 10**9, 0.1)
         config = tf.ConfigProto()
         config.gpu_options.allow_growth = True
         sess = tf.Session(graph=tg.graph, config=config)
@@ -72,7 +71,7 @@ def main() -> None:
             patch = Patch(0, [feats[0], logits[0]], gt, 100.0, np.zeros(3, bool))
         else:
             patch = Patch(0, [packed], gt, 100.0, np.zeros(3, bool))
-        runners[mode] = (sess, tg, feed_for(tg, patch, 100.0))
+        runners[name] = (sess, tg, feed_for(tg, patch, 100.0))
 
     times = {m: [] for m in runners}
     for i in range(args.warmup + args.steps):
@@ -86,14 +85,12 @@ def main() -> None:
     result = {
         "patch_size": p, "g_add": cfg.to_dict(), "steps": args.steps, "device": device,
         "median_step_s": med,
-        "speedup_cached_vs_full": med["full"] / med["cached"],
-        "speedup_frozen_vs_full": med["full"] / med["frozen"],
-        "speedup_cached_vs_frozen": med["frozen"] / med["cached"],
+        "speedup_vs_full": {m: med["full"] / t for m, t in med.items()},
     }
     print(f"device: {device}; patch {p}x{p} packed; g_add depth {cfg.depth} width {cfg.width}; "
           f"median of {args.steps} steps")
-    for m in ("full", "frozen", "cached"):
-        print(f"  {m:7s} {med[m] * 1000:9.1f} ms/step   {med['full'] / med[m]:6.1f}x vs full")
+    for m in med:
+        print(f"  {m:24s} {med[m] * 1000:9.1f} ms/step   {med['full'] / med[m]:6.2f}x vs full")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     for sess, _, _ in runners.values():

@@ -18,11 +18,19 @@ Variables carry exactly the names of the released checkpoints
 filters ``Variable`` .. ``Variable_3``), so the network must be built at the
 root variable scope.  All variables are TF-Slim MODEL_VARIABLES.
 
-``g_add`` is a small residual head at packed resolution on the last decoder
-features and the base logits; its last layer is zero-initialised, so an
-untrained head reproduces the base output exactly.  It takes plain tensors,
-so a trainer can run the frozen base once, cache ``g_conv9_2`` and
-``g_conv10`` and feed them to :func:`g_add_head` through placeholders.
+``g_add`` layers (:class:`GAddConfig`) are additions to the frozen network, every
+variable under a name starting with ``g_add``, all zero-initialised so that an
+untrained model reproduces the base output bit for bit:
+
+* inside the network (``affine``, ``rank``): beside every convolution, a per-channel
+  scale and shift and/or a rank-r delta (kxk conv to r channels, zero 1x1 back), in
+  ``g_add/<conv scope>/`` (:func:`g_add_conv_additions`).  They reach the encoder, so
+  they can adapt the network to a new sensor's noise; being linear in the conv's
+  weights, :func:`fold_g_add` folds them into plain conv weights for inference;
+* the head (``head``): a small residual network at packed resolution on the last
+  decoder features and the base logits (colour, levels, tone).  It takes plain
+  tensors, so a trainer can run the frozen base once, cache ``g_conv9_2`` and
+  ``g_conv10`` and feed them to :func:`g_add_head` through placeholders.
 
 Usage::
 
@@ -60,6 +68,7 @@ __all__ = [
     "addition_rank",
     "g_add_conv_additions",
     "fold_g_add",
+    "parse_design",
     "G_ADD_SCOPE",
     "expected_variables",
 ]
@@ -114,8 +123,13 @@ def camera_spec(camera: str) -> CameraSpec:
 
 @dataclass
 class GAddConfig:
-    """Shape of the g_add head.
+    """A g_add design: the head after the network and/or additions beside its convolutions.
 
+    head: the head exists (``g_add_conv*``, ``g_add_out``...); its shape is depth, width,
+      packed_input and linear below.
+    affine: a zero-initialised per-channel scale and shift after every convolution of the network.
+    rank: rank r of a zero-initialised delta beside every convolution (0: none); each conv's
+      rank is ``min(r, its output channels)``.
     depth: number of 3x3 conv + leaky ReLU layers (``g_add_conv1`` .. ``g_add_conv{depth}``), >= 0.
     width: channels of each of those layers, >= 1 (with depth 0 it is unused and set to the default).
     packed_input: the head also sees the network's packed, amplified input (the raw colour
@@ -195,6 +209,21 @@ class GAddConfig:
         """Channels the head's first layer sees: g_conv9_2 (32) + g_conv10 logits (+ packed input)."""
         spec = camera_spec(camera)
         return _UP_WIDTHS[-1] + spec.out_channels + (spec.in_channels if self.packed_input else 0)
+
+
+def parse_design(text: str, depth: int = GAddConfig.depth, width: int = GAddConfig.width) -> GAddConfig:
+    """A g_add design from '+'-joined words: ``head`` (the head, of ``depth`` and ``width``),
+    ``affine`` (per-channel affine after every conv), ``rankR`` (rank-R delta beside every conv);
+    e.g. ``affine+rank16`` or ``head``.  ValueError for an unknown word."""
+    kw = {"head": False, "affine": False, "rank": 0}
+    for word in text.strip().split("+"):
+        if word in ("head", "affine"):
+            kw[word] = True
+        elif word.startswith("rank") and word[4:].isdigit():
+            kw["rank"] = int(word[4:])
+        else:
+            raise ValueError(f"unknown design word {word!r} in {text!r}; words: head, affine, rankR")
+    return GAddConfig(depth=depth, width=width, **kw)
 
 
 def lrelu(x: tf.Tensor) -> tf.Tensor:
