@@ -84,7 +84,7 @@ def machine() -> str:
 def matmul_gflops(device: str | None, n: int = 4096, repeat: int = 3) -> tuple[float, float]:
     """(TensorFlow, numpy) float32 n x n matmul GFLOP/s, medians."""
     from sid_ft._tf import tf1
-    from sid_ft.infer import _session_config
+    from sid_ft.predictor import _session_config
 
     tf = tf1()
     dev, config = _session_config(tf, device)
@@ -172,7 +172,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=4, help="files in the end-to-end batch (default: %(default)s)")
     p.add_argument("--repeat", type=int, default=3, help="bare forward repetitions (default: %(default)s)")
     p.add_argument("--tiles", default="256,512", help="tile sizes (packed pixels) to measure; '' for none")
-    p.add_argument("--overlap", type=int, default=None, help="tile overlap (default: sid_ft.infer.DEFAULT_OVERLAP)")
+    p.add_argument("--overlap", type=int, default=None, help="tile overlap (default: sid_ft.predictor.DEFAULT_OVERLAP)")
     p.add_argument("--device", default=None, help="cpu, gpu:0 ... (default: TensorFlow's choice)")
     p.add_argument("--checkpoint", help="checkpoint to time (default: released layout, random weights)")
     p.add_argument("--child-tile", type=int, help=argparse.SUPPRESS)

@@ -45,7 +45,7 @@ command itself (options, checkpoint, out dir).
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sid_ft.infer import DEFAULT_OVERLAP
+    from sid_ft.predictor import DEFAULT_OVERLAP
 
     p = argparse.ArgumentParser(
         description=(
@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.checkpoint:
         parser.error("--checkpoint is required (a train dir, checkpoint prefix or released SID folder)")
     try:
-        from sid_ft import infer
+        from sid_ft import infer, shards
 
-        shard = infer.parse_shard(args.shard) if args.shard else infer.shard_from_env(count=args.shard_count)
+        shard = shards.parse_shard(args.shard) if args.shard else shards.shard_from_env(count=args.shard_count)
         opts = infer.InferOptions(
             checkpoint=args.checkpoint, inputs=list(args.inputs), test_list=args.test_list, out_dir=args.out_dir,
             bits=args.bits, ratio=args.ratio, target_exposure=args.target_exposure, ratio_cap=args.ratio_cap,
@@ -147,10 +147,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def merge(out_dir: str) -> int:
-    from sid_ft import infer
+    from sid_ft.shards import merge_shard_summaries
 
     try:
-        summary, missing = infer.merge_shard_summaries(out_dir)
+        summary, missing = merge_shard_summaries(out_dir)
     except SidFtError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

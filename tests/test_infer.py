@@ -1,4 +1,4 @@
-"""scripts/test.py and sid_ft.infer: outputs against an independent forward pass, bad files, tiling,
+"""scripts/test.py and sid_ft.infer (with predictor, jobs, shards): outputs against an independent forward pass, bad files, tiling,
 shards, SavedModel export, 16-bit PNGs, real camera files.
 
 Networks are the real SID layer list with random weights (tests/sid_reference.py) on tiny
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sid_ft import infer, pngio
+from sid_ft import infer, jobs, pngio, predictor, shards
 from sid_ft import raw as sid_raw
 from sid_ft.dng import write_dng
 from sid_ft.errors import SidFtError
@@ -142,14 +142,21 @@ def test_missing_ratio_is_a_clear_error(tmp_path, ckpt):
         infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "o")))
 
 
+def test_infer_still_exports_the_names_of_its_parts():
+    # code written against the single-module sid_ft.infer keeps working after the split
+    assert infer.Predictor is predictor.Predictor and infer.tile_spans is predictor.tile_spans
+    assert infer.shard_from_env is shards.shard_from_env and infer.make_jobs is jobs.make_jobs
+    assert all(hasattr(infer, name) for name in infer.__all__)
+
+
 def test_resolve_ratio_rules():
-    assert infer.resolve_ratio("a", 0.1, ratio=5, target_exposure=10) == 5
-    assert infer.resolve_ratio("a", 0.1, target_exposure=10, pair_ratio=300) == pytest.approx(100)
-    assert infer.resolve_ratio("a", None, pair_ratio=250) == 250
+    assert jobs.resolve_ratio("a", 0.1, ratio=5, target_exposure=10) == 5
+    assert jobs.resolve_ratio("a", 0.1, target_exposure=10, pair_ratio=300) == pytest.approx(100)
+    assert jobs.resolve_ratio("a", None, pair_ratio=250) == 250
     with pytest.raises(SidFtError, match="exposure time unknown"):
-        infer.resolve_ratio("a", None, target_exposure=10)
+        jobs.resolve_ratio("a", None, target_exposure=10)
     with pytest.raises(SidFtError, match="no amplification ratio"):
-        infer.resolve_ratio("a", 0.1)
+        jobs.resolve_ratio("a", 0.1)
 
 
 def test_test_list_writes_gt_scale_and_metrics(tmp_path, ckpt):
@@ -249,7 +256,7 @@ def test_skip_existing(tmp_path, ckpt):
 def test_tile_spans_cover_align_and_overlap():
     for length, tile, overlap in [(1000, 256, 64), (1424, 512, 128), (2128, 384, 128), (300, 256, 128),
                                   (257, 256, 0), (200, 256, 64)]:
-        spans = infer.tile_spans(length, tile, overlap)
+        spans = predictor.tile_spans(length, tile, overlap)
         assert spans[0][0] == 0 and spans[-1][1] == length
         assert all(s % 16 == 0 for s, _ in spans)
         assert all(e - s == tile for s, e in spans[:-1]) and tile <= spans[-1][1] - spans[-1][0] < tile + 16 \
@@ -257,21 +264,21 @@ def test_tile_spans_cover_align_and_overlap():
         assert all(a[1] - b[0] >= overlap for a, b in zip(spans, spans[1:]))
         for scale in (1, 2):
             total = np.zeros(scale * length)
-            for (s, _), w in zip(spans, infer.blend_windows(spans, scale)):
+            for (s, _), w in zip(spans, predictor.blend_windows(spans, scale)):
                 total[scale * s:scale * s + len(w)] += w
             np.testing.assert_allclose(total, 1.0, atol=1e-6)
     with pytest.raises(SidFtError, match="half the tile"):
-        infer.tile_spans(1000, 256, 200)
+        predictor.tile_spans(1000, 256, 200)
 
 
 def test_tiled_matches_full_resolution(tmp_path, ckpt):
     """At the default overlap, tiled output is within 50 dB PSNR of the full-resolution output."""
     packed = sid_raw.load_raw(make_dng(tmp_path / "t.dng", 2 * 300, 2 * 304, seed=3)).packed
-    x = infer.amplify(packed, 80)
-    with infer.Predictor(ckpt, device="cpu") as p:
+    x = predictor.amplify(packed, 80)
+    with predictor.Predictor(ckpt, device="cpu") as p:
         full = p.predict(x)
         p.tile = 256
-        spans = infer.tile_spans(300, 256, p.overlap)
+        spans = predictor.tile_spans(300, 256, p.overlap)
         assert len(spans) == 2  # 2 x 2 tiles: horizontal, vertical seams and a corner
         tiled = p.predict(x)
     assert full.std() > 0.01
@@ -283,21 +290,21 @@ def test_tiled_matches_full_resolution(tmp_path, ckpt):
 
 def test_shard_from_environment():
     env = {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_COUNT": "4"}
-    assert infer.shard_from_env(env) == (1, 4)
+    assert shards.shard_from_env(env) == (1, 4)
     env = {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_MIN": "5", "SLURM_ARRAY_TASK_COUNT": "4"}
-    assert infer.shard_from_env(env) == (3, 4)
+    assert shards.shard_from_env(env) == (3, 4)
     env = {"SLURM_ARRAY_TASK_ID": "10", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_STEP": "5",
            "SLURM_ARRAY_TASK_COUNT": "3"}
-    assert infer.shard_from_env(env) == (3, 3)
-    assert infer.shard_from_env({"JOB_COMPLETION_INDEX": "0"}, count=3) == (1, 3)
-    assert infer.shard_from_env({"JOB_COMPLETION_INDEX": "2", "SID_FT_SHARD_COUNT": "3"}) == (3, 3)
+    assert shards.shard_from_env(env) == (3, 3)
+    assert shards.shard_from_env({"JOB_COMPLETION_INDEX": "0"}, count=3) == (1, 3)
+    assert shards.shard_from_env({"JOB_COMPLETION_INDEX": "2", "SID_FT_SHARD_COUNT": "3"}) == (3, 3)
     with pytest.raises(SidFtError, match="shard-count"):
-        infer.shard_from_env({"JOB_COMPLETION_INDEX": "0"})
-    assert infer.shard_from_env({}) is None
-    assert infer.parse_shard("2/5") == (2, 5)
+        shards.shard_from_env({"JOB_COMPLETION_INDEX": "0"})
+    assert shards.shard_from_env({}) is None
+    assert shards.parse_shard("2/5") == (2, 5)
     for bad in ("0/2", "3/2", "1", "a/b"):
         with pytest.raises(SidFtError):
-            infer.parse_shard(bad)
+            shards.parse_shard(bad)
 
 
 def test_shards_cover_a_folder_exactly_once(tmp_path, ckpt):
@@ -333,22 +340,22 @@ def test_merging_shard_summaries_names_missing_and_mismatched_shards(tmp_path, c
     out = tmp_path / "out"
     infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(src)], out_dir=str(out), ratio=3,
                                            shard=(2, 3), progress=False))
-    summary, missing = infer.merge_shard_summaries(out)
+    summary, missing = shards.merge_shard_summaries(out)
     assert missing == [1, 3] and [Path(r.input).name for r in summary.records] == ["img1.dng"]
     proc = run_cli("--merge-summaries", str(out))
     assert proc.returncode == 1 and "shard(s) 1, 3" in proc.stderr
     # a summary of a run with another shard count is refused, naming the file
     (out / "summary.shard-1-of-4.json").write_text((out / "summary.shard-2-of-3.json").read_text())
     with pytest.raises(SidFtError, match="shard-1-of-4.json.*shards of 3|shards of 4"):
-        infer.merge_shard_summaries(out)
+        shards.merge_shard_summaries(out)
     with pytest.raises(SidFtError, match="no summary.shard"):
-        infer.merge_shard_summaries(tmp_path / "in")
+        shards.merge_shard_summaries(tmp_path / "in")
     # rows from another sid_ft version (an extra key) merge; a broken summary is named, not a traceback
     (out / "summary.shard-1-of-4.json").unlink()
     doc = json.loads((out / "summary.shard-2-of-3.json").read_text())
     doc["files"][0]["gpu_s"] = 1.0
     (out / "summary.shard-2-of-3.json").write_text(json.dumps(doc))
-    assert infer.merge_shard_summaries(out)[0].records[0].input.endswith("img1.dng")
+    assert shards.merge_shard_summaries(out)[0].records[0].input.endswith("img1.dng")
     (out / "summary.shard-3-of-3.json").write_text(json.dumps({"totals": None, "files": []}))
     proc = run_cli("--merge-summaries", str(out))
     assert proc.returncode == 2 and "summary.shard-3-of-3.json" in proc.stderr and "Traceback" not in proc.stderr
@@ -364,7 +371,7 @@ def test_savedmodel_reproduces_test_py_output(tmp_path, ckpt):
     proc = run_cli("--checkpoint", ckpt, "--out-dir", str(tmp_path / "o"), "--ratio", "40", "--no-progress",
                    "--export-savedmodel", str(export), str(dng))
     assert proc.returncode == 0, proc.stderr
-    packed = infer.amplify(sid_raw.load_raw(dng).packed, 40)
+    packed = predictor.amplify(sid_raw.load_raw(dng).packed, 40)
     np.save(tmp_path / "x.npy", packed[None])
     code = textwrap.dedent(f"""
         import numpy as np, tensorflow as tf
