@@ -35,6 +35,16 @@ from sid_ft.model import GAddConfig, parse_design  # noqa: E402
 from sid_ft.sampling import Patch  # noqa: E402
 from sid_ft.train import build_train_graph, feed_for  # noqa: E402
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--patch-size", type=int, default=256, help="packed patch size (default: %(default)s)")

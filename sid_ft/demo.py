@@ -65,10 +65,10 @@ NEW_CAMERA = DemoCamera(
 
 NOISE_CAMERA = DemoCamera(
     "noisecam", "BGGR", 2048, 16383, (2.0, 1.0, 1.7), None,
-    NoiseParams(gain=4.5, read_noise=12.0, row_noise=4.0),
+    NoiseParams(gain=4.0, read_noise=10.0, row_noise=3.0),
 )
-"""A new camera that differs from the source mostly in its noise: 3x the system gain and read
-noise, 4x the row noise, another black level and CFA phase, the source's colour response."""
+"""A new camera that differs from the source mostly in its noise: 2.7x the system gain, 2.5x the read
+noise, 3x the row noise, another black level and CFA phase, the source's colour response."""
 
 TARGET_CAMERAS = {"newcam": NEW_CAMERA, "noisecam": NOISE_CAMERA}
 """The cameras a base trained on ``SOURCE_CAMERA`` can be adapted to: colour (demo) and noise."""

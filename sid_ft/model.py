@@ -312,33 +312,45 @@ def addition_rank(config: GAddConfig, out_channels: int) -> int:
     return min(config.rank, out_channels)
 
 
-def g_add_conv_additions(x: tf.Tensor, z: tf.Tensor, kernel: int, base_scope: str, config: GAddConfig) -> tf.Tensor:
-    """The additions beside one SID convolution, applied to its pre-activation output.
+def g_add_conv_additions(x: tf.Tensor, weights: tf.Tensor, biases: tf.Tensor, base_scope: str,
+                         config: GAddConfig) -> tf.Tensor:
+    """One SID convolution with the g_add additions beside it, before its activation.
 
-    x: the conv's input (N, h, w, C_in); z: its output before the activation, ``W * x + b``
-    (N, h, w, C_out).  Variables live in ``g_add/<base_scope>/``:
+    x: the conv's input (N, h, w, C_in); weights ``[k, k, C_in, C_out]`` and biases ``[C_out]``:
+    the conv's own (frozen) variables.  The additions' variables live in ``g_add/<base_scope>/``:
 
     * rank r > 0 (``config.rank``, at most C_out): ``down/weights`` ``[k, k, C_in, r]`` (Xavier
-      initialised, no bias) and ``up/weights`` ``[1, 1, r, C_out]`` + ``up/biases`` (both zero):
-      ``z += up(down(x))``, a rank-r change of the conv's weights and a change of its bias;
-    * affine: ``scale`` and ``shift`` ``[C_out]`` (zero): ``z = z * (1 + scale) + shift``.
+      initialised) and ``up/weights`` ``[1, 1, r, C_out]`` + ``up/biases`` ``[C_out]`` (zero):
+      ``W += down . up`` (a rank-r change of the kernel), ``b += up/biases``;
+    * affine: ``scale`` and ``shift`` ``[C_out]`` (zero): ``W *= 1 + scale``,
+      ``b = b * (1 + scale) + shift`` (a per-channel scale and shift of the conv's output).
 
-    Both are linear in the conv's weights, so :func:`fold_g_add` folds them into ``W`` and ``b``.
-    Zero-initialised, they return ``z`` unchanged bit for bit.
+    They act on the kernel, not on the activations: the graph runs one convolution per layer
+    with the effective ``W``/``b`` (the same function as a separate branch beside the conv,
+    at the cost of the plain conv), and :func:`fold_g_add` computes exactly those effective
+    kernels once for inference.  Zero-initialised, ``W`` and ``b`` pass unchanged bit for bit.
+    Returns ``conv2d(x, W) + b`` (N, h, w, C_out).
     """
     zero = tf.zeros_initializer()
-    cout = int(z.shape[-1])
+    kh, kw, cin, cout = weights.shape.as_list()
     with tf.variable_scope(f"{G_ADD_SCOPE}/{base_scope}"):
         rank = addition_rank(config, cout)
         if rank:
-            down = slim.conv2d(x, rank, [kernel, kernel], activation_fn=None, biases_initializer=None, scope="down")
-            z = z + slim.conv2d(down, cout, [1, 1], activation_fn=None, weights_initializer=zero,
-                                biases_initializer=zero, scope="up")
+            with tf.variable_scope("down"):
+                down = slim.model_variable("weights", shape=[kh, kw, cin, rank],
+                                           initializer=tf.glorot_uniform_initializer())
+            with tf.variable_scope("up"):
+                up = slim.model_variable("weights", shape=[1, 1, rank, cout], initializer=zero)
+                up_b = slim.model_variable("biases", shape=[cout], initializer=zero)
+            weights = weights + tf.tensordot(down, up[0, 0], axes=[[3], [0]])
+            biases = biases + up_b
         if config.affine:
             scale = slim.model_variable("scale", shape=[cout], initializer=zero)
             shift = slim.model_variable("shift", shape=[cout], initializer=zero)
-            z = z * (1.0 + scale) + shift
-    return z
+            weights = weights * (1.0 + scale)
+            biases = biases * (1.0 + scale) + shift
+    z = tf.nn.conv2d(x, weights, strides=[1, 1, 1, 1], padding="SAME")
+    return tf.nn.bias_add(z, biases)
 
 
 def _sid_conv(net: tf.Tensor, width: int, kernel: int, scope: str, additions: GAddConfig | None,
@@ -346,8 +358,11 @@ def _sid_conv(net: tf.Tensor, width: int, kernel: int, scope: str, additions: GA
     """One SID convolution (slim, released names), with the g_add additions beside it when asked."""
     if additions is None or not additions.inside:
         return slim.conv2d(net, width, [kernel, kernel], scope=scope, **({} if activation else {"activation_fn": None}))
-    z = slim.conv2d(net, width, [kernel, kernel], activation_fn=None, scope=scope)
-    z = g_add_conv_additions(net, z, kernel, scope, additions)
+    with tf.variable_scope(scope):  # the same variables slim.conv2d makes: <scope>/weights, <scope>/biases
+        weights = slim.model_variable("weights", shape=[kernel, kernel, int(net.shape[-1]), width],
+                                      initializer=tf.glorot_uniform_initializer())
+        biases = slim.model_variable("biases", shape=[width], initializer=tf.zeros_initializer())
+    z = g_add_conv_additions(net, weights, biases, scope, additions)
     return lrelu(z) if activation else z
 
 
