@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="comma-separated fine-tuning seeds; each run is repeated per seed "
                                                  "and the table shows means and ranges (default: %(default)s)")
     ap.add_argument("--no-equal-time", action="store_true", help="skip the all-layer run at g_add's time")
+    ap.add_argument("--no-all", action="store_true", help="skip the all-layer runs (design sweeps)")
     ap.add_argument("--json", help="also write the table here")
     args = ap.parse_args()
 
@@ -132,6 +133,8 @@ def main() -> None:
                 ck, wall, step_s = finetune(f"{case}_{tag}_{seed}", workdir, base, data, settings, args.steps,
                                             "g_add", args.lr_g_add, seed, **head_opts[design])
                 add(f"g_add {design} @ N", ck, args.steps, wall, step_s, seed)
+            if args.no_all:
+                continue
             ck, wall, a_step = finetune(f"{case}_all_{seed}", workdir, base, data, settings, args.steps, "all",
                                         args.lr_all, seed)
             add("all @ N", ck, args.steps, wall, a_step, seed)
@@ -145,7 +148,7 @@ def main() -> None:
 
         mean = lambda values: float(np.mean(values))  # noqa: E731
         base_psnr = mean(rows["base"]["psnr"])
-        gain_all = mean(rows["all @ N"]["psnr"]) - base_psnr
+        gain_all = mean(rows["all @ N"]["psnr"]) - base_psnr if "all @ N" in rows else float("nan")
         print(f"\ncase {case} ({CASES[case]}): base {base_psnr:.2f} dB")
         print(f"{'run':34s} {'steps':>6s} {'s/step':>8s} {'PSNR dB':>8s} {'(min..max)':>14s} {'gain':>6s} "
               f"{'of all':>7s} {'SSIM':>7s}")

@@ -16,7 +16,8 @@
 2. a base model: the released SID checkpoint when ``checkpoints/Sony/`` holds
    one, else a short from-scratch training of every layer on the source camera
    (``checkpoints/demo_sid_base/``);
-3. fine-tunes only the ``g_add`` layers on the new camera (``checkpoints/demo/``);
+3. fine-tunes only the ``g_add`` layers (the default design) on the new camera
+   (``checkpoints/demo/``);
 4. runs both models on the held-out scenes, prints a table and writes
    ``checkpoints/demo/demo_summary.json``.
 
@@ -87,7 +88,7 @@ class DemoSettings:
     base_lr_decay_step: int = 2000
     base_patch: int = 128
     finetune_steps: int = 600
-    finetune_lr: float = 1e-3
+    finetune_lr: float | None = None  # None: the training mode's default (sid_ft.train.DEFAULT_LR)
     finetune_patch: int = 128
     g_add_width: int = 16
     g_add_depth: int = 2

@@ -371,8 +371,8 @@ def fold_g_add(values: Mapping[str, Any], camera: str, config: GAddConfig | None
 
     values: ``{tensor name: array}`` of every model variable of ``sid_network(camera, config)``
     (e.g. read from a checkpoint).  Returns ``(folded values, folded config)``: the base
-    convolutions' ``weights``/``biases`` with the additions folded in (computed in float64,
-    stored float32), the head's tensors unchanged, no ``g_add/...`` tensors; the config is
+    convolutions' ``weights``/``biases`` with the additions folded in (float32, the same
+    arithmetic as :func:`g_add_conv_additions` does in the graph), the head's tensors unchanged, no ``g_add/...`` tensors; the config is
     ``config.folded()`` (None: plain SID).  The folded network computes the same function as
     the unfolded one up to float32 rounding.  Without additions inside, values pass through.
     """
@@ -383,18 +383,18 @@ def fold_g_add(values: Mapping[str, Any], camera: str, config: GAddConfig | None
     prefix = G_ADD_SCOPE + "/"
     out = {name: value for name, value in values.items() if not name.startswith(prefix)}
     for scope, _, _, cout in conv_layers(camera):
-        w = np.asarray(values[f"{scope}/weights"], np.float64)
-        b = np.asarray(values[f"{scope}/biases"], np.float64)
+        w = np.asarray(values[f"{scope}/weights"], np.float32)
+        b = np.asarray(values[f"{scope}/biases"], np.float32)
         add = f"{prefix}{scope}/"
-        if addition_rank(config, cout):
-            down = np.asarray(values[add + "down/weights"], np.float64)  # (k, k, C_in, r)
-            up = np.asarray(values[add + "up/weights"], np.float64)[0, 0]  # (r, C_out)
-            w = w + np.einsum("hwir,ro->hwio", down, up)
-            b = b + np.asarray(values[add + "up/biases"], np.float64)
+        if addition_rank(config, cout):  # the same float32 arithmetic, in the same order, as the graph
+            down = np.asarray(values[add + "down/weights"], np.float32)  # (k, k, C_in, r)
+            up = np.asarray(values[add + "up/weights"], np.float32)[0, 0]  # (r, C_out)
+            w = w + np.tensordot(down, up, axes=([3], [0]))
+            b = b + np.asarray(values[add + "up/biases"], np.float32)
         if config.affine:
-            gain = 1.0 + np.asarray(values[add + "scale"], np.float64)
+            gain = np.float32(1.0) + np.asarray(values[add + "scale"], np.float32)
             w = w * gain
-            b = b * gain + np.asarray(values[add + "shift"], np.float64)
+            b = b * gain + np.asarray(values[add + "shift"], np.float32)
         out[f"{scope}/weights"] = w.astype(np.float32)
         out[f"{scope}/biases"] = b.astype(np.float32)
     return out, config.folded()

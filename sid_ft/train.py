@@ -76,9 +76,9 @@ class TrainOptions:
     g_add_width: int = 16
     g_add_packed_input: bool = False
     g_add_linear: bool = False
-    g_add_head: bool = True
+    g_add_head: bool = False
     g_add_affine: bool = False
-    g_add_rank: int = 0
+    g_add_rank: int = 32
     trainable_scopes: str = "g_add"
     checkpoint_exclude_scopes: str = "g_add"
     feature_cache: bool = True
@@ -125,7 +125,7 @@ def select_trainable(variables: Sequence, scopes: Sequence[str]) -> list:
     return chosen
 
 
-DEFAULT_LR = {"full": 1e-4, "inside": 1e-3, "frozen": 1e-3, "cached": 1e-3}
+DEFAULT_LR = {"full": 1e-4, "inside": 3e-4, "frozen": 1e-3, "cached": 1e-3}
 """Default ``--lr`` per mode: SID's 1e-4 for every layer; the rate the quality benchmark found best
 for the g_add layers (benchmarks/bench_quality.py, README)."""
 

@@ -8,7 +8,7 @@ import numpy as np
 import rawpy
 
 from sid_ft.dataset import find_pairs, read_pair_list
-from sid_ft.demo import NEW_CAMERA, SOURCE_CAMERA, DemoSettings, build_dataset, run_demo
+from sid_ft.demo import NEW_CAMERA, NOISE_CAMERA, SOURCE_CAMERA, DemoSettings, build_dataset, run_demo
 
 TOY = DemoSettings(crop=128, base_steps=4, base_patch=32, finetune_steps=4, finetune_patch=32,
                    max_crops_per_photo=1, source_photos=("astronaut", "coffee"),
@@ -34,6 +34,19 @@ def test_dataset_is_two_real_cameras_in_sid_layout(tmp_path):
             short_level = raw.raw_image_visible.astype(float).mean() - cam.black
         # the short exposure is the long one divided by the ratio (plus zero-mean noise)
         assert abs(long_level / short_level / pair.ratio() - 1) < 0.3  # 100 vs 250 is far outside
+
+
+def test_noise_camera_differs_in_noise_layout_and_levels(tmp_path):
+    dirs = build_dataset(tmp_path / "demo", TOY, progress=False, targets=("newcam", "noisecam"))
+    assert (dirs["noisecam"] / "test_list.txt").exists()
+    pair = find_pairs(dirs["noisecam"], split="train")[0]
+    with rawpy.imread(pair.long_path) as raw:
+        assert "".join("RGBG"[i] for i in raw.raw_colors_visible[:2, :2].ravel()) == NOISE_CAMERA.cfa == "BGGR"
+        assert list(raw.black_level_per_channel) == [NOISE_CAMERA.black] * 4
+    assert NOISE_CAMERA.noise.gain >= 2.5 * SOURCE_CAMERA.noise.gain
+    assert NOISE_CAMERA.noise.read_noise >= 2.5 * SOURCE_CAMERA.noise.read_noise
+    assert NOISE_CAMERA.noise.row_noise > SOURCE_CAMERA.noise.row_noise
+    assert NOISE_CAMERA.rgb_to_cam == SOURCE_CAMERA.rgb_to_cam and NOISE_CAMERA.wb_gains == SOURCE_CAMERA.wb_gains
 
 
 def test_toy_demo_end_to_end_and_rerun_reuses(tmp_path):
