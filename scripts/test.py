@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     out = p.add_argument_group("output")
     out.add_argument("--bits", type=int, choices=[8, 16], default=16, help="PNG bit depth (default: %(default)s)")
+    out.add_argument("--orientation", choices=["sensor", "camera"], default=None,
+                     help="camera: turn every PNG (output, ground truth, brightened input) the way the camera was "
+                          "held, from the file's orientation flag (LibRaw's flip); sensor: leave it as the sensor "
+                          "recorded it, as SID does. Default: camera for files and folders you give, sensor with "
+                          "--test-list (SID's pairs)")
     out.add_argument("--skip-existing", action="store_true",
                      help="skip inputs whose outputs already exist (outputs are written atomically)")
     out.add_argument("--no-metrics", action="store_true", help="do not compute PSNR/SSIM against the ground truth")
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             bits=args.bits, ratio=args.ratio, target_exposure=args.target_exposure, ratio_cap=args.ratio_cap,
             tile=args.tile, overlap=args.overlap, shard=shard, skip_existing=args.skip_existing,
             device=args.device, export_savedmodel=args.export_savedmodel, decode_workers=args.decode_workers,
-            write_workers=args.write_workers, metrics=not args.no_metrics,
+            write_workers=args.write_workers, metrics=not args.no_metrics, orientation=args.orientation,
             progress=not args.no_progress and sys.stderr.isatty())
         if shard is not None:
             print(f"shard {shard[0]}/{shard[1]}", file=sys.stderr)

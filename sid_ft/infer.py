@@ -67,6 +67,9 @@ __all__ = [
     "write_summary",
 ]
 
+ORIENTATIONS = ("sensor", "camera")
+
+
 @dataclass
 class InferOptions:
     """Everything scripts/test.py passes to :func:`run_inference` (see its --help for the meaning)."""
@@ -89,7 +92,7 @@ class InferOptions:
     write_workers: int = 2
     metrics: bool = True
     progress: bool = True
-
+    orientation: str | None = None  # 'sensor' | 'camera'; None: 'camera' for given files, 'sensor' for SID pairs
 
 
 @dataclass
@@ -101,6 +104,7 @@ class _Decoded:
     gt: np.ndarray | None
     scale_img: np.ndarray | None
     decode_s: float
+    flip: int = 0  # LibRaw flip applied to every image written for this file (0: sensor orientation)
 
 
 _FILE_ERRORS: tuple = (SidFtError, OSError)
@@ -148,12 +152,25 @@ def _decode(job: Job, opts: InferOptions, in_channels: int, scale: int) -> _Deco
         if rendering.shape == gt.shape:
             m = float(np.mean(rendering))
             scale_img = rendering * np.float32(float(np.mean(gt)) / m) if m > 0 else rendering
-    return _Decoded(job, x, ratio, image.exposure_s, gt, scale_img, time.perf_counter() - t0)
+    flip = image.flip if job_orientation(job, opts) == "camera" else 0
+    return _Decoded(job, x, ratio, image.exposure_s, gt, scale_img, time.perf_counter() - t0, flip)
+
+
+def job_orientation(job: Job, opts: InferOptions) -> str:
+    """``opts.orientation``, else the default: 'sensor' for SID pairs (a ground truth is known), 'camera' otherwise.
+
+    SID's pairs are scored in sensor orientation, as SID trained and tested on them; a photographer's
+    own file comes out the way the camera held it (LibRaw's flip, :func:`sid_ft.raw.orient`).
+    """
+    if opts.orientation is not None:
+        return opts.orientation
+    return "sensor" if job.ground_truth is not None else "camera"
 
 
 def _write(d: _Decoded, rgb: np.ndarray, paths: dict[str, Path], bits: int, metrics: bool,
            record: FileRecord) -> FileRecord:
     from sid_ft import pngio
+    from sid_ft.raw import orient
 
     t0 = time.perf_counter()
     if d.gt is not None and metrics:  # on the network's float output, before it is quantised in place
@@ -161,12 +178,16 @@ def _write(d: _Decoded, rgb: np.ndarray, paths: dict[str, Path], bits: int, metr
 
         record.psnr = psnr(rgb, d.gt)
         record.ssim = ssim(rgb, d.gt, gaussian=True)
-    # rgb, gt and the scaled input are not used after this: quantise and reorder them in their own memory
-    pngio.write_png(paths["out"], pngio.to_uint(rgb, bits, in_place=True), in_place=True)
+
+    def save(kind: str, image: np.ndarray) -> None:
+        # not used after this: quantise (and reorder, when upright) in its own memory, then turn it
+        pngio.write_png(paths[kind], orient(pngio.to_uint(image, bits, in_place=True), d.flip), in_place=True)
+
+    save("out", rgb)
     if d.gt is not None:
-        pngio.write_png(paths["gt"], pngio.to_uint(d.gt, bits, in_place=True), in_place=True)
+        save("gt", d.gt)
         if d.scale_img is not None:
-            pngio.write_png(paths["scale"], pngio.to_uint(d.scale_img, bits, in_place=True), in_place=True)
+            save("scale", d.scale_img)
     record.write_s = time.perf_counter() - t0
     record.seconds = (record.decode_s or 0) + (record.network_s or 0) + record.write_s
     record.status = "ok"
@@ -196,6 +217,8 @@ def run_inference(opts: InferOptions, report: Report | None = None,
         raise SidFtError(None, "nothing to do: give RAW files, folders or globs, --test-list, or --export-savedmodel")
     if opts.bits not in (8, 16):
         raise SidFtError(None, f"--bits {opts.bits}: only 8 and 16 are supported")
+    if opts.orientation not in (None, *ORIENTATIONS):
+        raise SidFtError(None, f"--orientation {opts.orientation!r}: expected one of {', '.join(ORIENTATIONS)}")
     for name, value in (("--ratio", opts.ratio), ("--target-exposure", opts.target_exposure)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise SidFtError(None, f"{name} {value!r} must be a positive number")
@@ -253,6 +276,7 @@ def run_inference(opts: InferOptions, report: Report | None = None,
             "camera": predictor.spec.camera,
             "g_add": None if predictor.spec.g_add is None else predictor.spec.g_add.to_dict(),
             "shard": None if opts.shard is None else f"{opts.shard[0]}/{opts.shard[1]}",
+            "orientation": opts.orientation or "camera for files given, sensor for SID pairs",
             "bits": opts.bits, "tile": predictor.tile, "overlap": predictor.overlap if predictor.tile else None,
             "metrics_note": SSIM_NOTE}
     summary.summary_json, summary.summary_csv = write_summary(opts.out_dir, summary, info, name=name)
@@ -320,6 +344,7 @@ def _run_jobs(predictor: Predictor, jobs: list[Job], opts: InferOptions, out_dir
                 bar.update(1)
                 continue
             rec = FileRecord(input=str(jobs[i].input), status="running", ratio=d.ratio, exposure_s=d.exposure_s,
+                             orientation=job_orientation(jobs[i], opts), flip=d.flip,
                              ground_truth=None if jobs[i].ground_truth is None else str(jobs[i].ground_truth),
                              decode_s=d.decode_s)
             t0 = time.perf_counter()

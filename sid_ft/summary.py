@@ -38,6 +38,8 @@ class FileRecord:
     write_s: float | None = None
     psnr: float | None = None
     ssim: float | None = None
+    orientation: str | None = None  # 'sensor' or 'camera': how the PNGs are turned
+    flip: int | None = None  # LibRaw flip applied to the PNGs (raw.sizes.flip with 'camera', else 0)
 
 
 CSV_FIELDS = [f for f in FileRecord.__dataclass_fields__]

@@ -40,9 +40,10 @@ def scene_mosaic(h: int, w: int, seed: int = 0, black: int = 512, white: int = 1
     return np.clip(np.rint(dn), 0, white).astype(np.uint16)
 
 
-def make_dng(path: Path, h: int = 64, w: int = 96, seed: int = 0, exposure: float | None = 0.1) -> Path:
-    write_dng(path, scene_mosaic(h, w, seed), cfa="RGGB", black_level=512, white_level=16383,
-              exposure_time=exposure)
+def make_dng(path: Path, h: int = 64, w: int = 96, seed: int = 0, exposure: float | None = 0.1,
+             orientation: int = 1, level: float = 0.01) -> Path:
+    write_dng(path, scene_mosaic(h, w, seed, level=level), cfa="RGGB", black_level=512, white_level=16383,
+              exposure_time=exposure, orientation=orientation)
     return path
 
 
@@ -182,6 +183,55 @@ def test_test_list_writes_gt_scale_and_metrics(tmp_path, ckpt):
     assert rec.ssim is not None and -1 <= rec.ssim <= 1
     doc = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert doc["totals"]["mean_psnr"] == pytest.approx(rec.psnr)
+
+
+# --------------------------------------------------------------------------- orientation
+
+
+def test_portrait_dng_comes_out_portrait_with_camera_orientation(tmp_path, ckpt):
+    dng = make_dng(tmp_path / "portrait.dng", 32, 48, orientation=6)  # TIFF 6: rotate 90 degrees clockwise
+    outs = {}
+    for orientation in ("camera", "sensor", None):
+        out = tmp_path / str(orientation)
+        s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(out), ratio=50,
+                                                   orientation=orientation, progress=False))
+        assert s.records[0].orientation == (orientation or "camera")  # a file given: camera by default
+        outs[orientation] = pngio.read_png(out / "portrait_out.png")
+    assert outs["camera"].shape == (48, 32, 3)  # portrait
+    assert outs["sensor"].shape == (32, 48, 3)  # landscape, as the sensor recorded it
+    np.testing.assert_array_equal(outs["camera"], np.rot90(outs["sensor"], k=-1))
+    np.testing.assert_array_equal(outs[None], outs["camera"])
+    with pytest.raises(SidFtError, match="--orientation"):
+        infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "x"),
+                                               ratio=50, orientation="upright"))
+
+
+def test_pairs_stay_in_sensor_orientation_unless_asked(tmp_path, ckpt):
+    """With --test-list the default is sensor; --orientation camera turns output, ground truth and scale alike."""
+    data = tmp_path / "data"
+    (data / "long").mkdir(parents=True)
+    (data / "short").mkdir()
+    make_dng(data / "long" / "10001_00_10s.dng", 32, 48, seed=1, orientation=8, level=0.4)
+    make_dng(data / "short" / "10001_00_0.1s.dng", 32, 48, seed=1, orientation=8, level=0.004)
+    (data / "list.txt").write_text("./short/10001_00_0.1s.dng ./long/10001_00_10s.dng ISO200 F8\n")
+    shapes, records = {}, {}
+    for orientation in (None, "camera"):
+        out = tmp_path / str(orientation)
+        s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(data / "list.txt"),
+                                                   out_dir=str(out), orientation=orientation, progress=False))
+        records[orientation] = s.records[0]
+        shapes[orientation] = {k: pngio.read_png(out / f"10001_00_0.1s_{k}.png").shape for k in ("out", "gt", "scale")}
+    assert set(shapes[None].values()) == {(32, 48, 3)}
+    assert set(shapes["camera"].values()) == {(48, 32, 3)}  # TIFF 8: 90 degrees counter-clockwise
+    assert records[None].orientation == "sensor" and records["camera"].flip == 5
+    assert records["camera"].psnr == pytest.approx(records[None].psnr)  # the same images, turned
+
+
+def test_help_states_the_orientation_defaults():
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "--orientation {sensor,camera}" in text and "Default: camera for files and folders you give" in text
 
 
 # --------------------------------------------------------------------------- bad files

@@ -9,7 +9,7 @@ import tifffile
 from sid_ft.dng import write_dng
 from sid_ft.errors import SidFtError
 from sid_ft.raw import (RAW_EXTENSIONS, cfa_pattern, exposure_from_name, exposure_ratio, exposure_time,
-                        load_raw, open_raw, pack_mosaic, pack_raw, render_reference, sid_name_parts)
+                        load_raw, open_raw, orient, pack_mosaic, pack_raw, render_reference, sid_name_parts)
 
 SONY_BLACK, SONY_WHITE = 512, 16383  # Sony A7S II, the camera of SID's Sony set
 
@@ -232,6 +232,25 @@ def test_render_reference_ignores_orientation_and_crops_to_packed_footprint(tmp_
     gt = render_reference(tmp_path / "r.dng")
     assert gt.shape == (2 * h, 2 * w, 3) == (32, 48, 3)
     assert gt.dtype == np.float32 and 0 <= gt.min() and gt.max() <= 1
+
+
+@pytest.mark.parametrize("tiff_orientation,flip", [(1, 0), (2, 1), (3, 3), (4, 2), (5, 4), (6, 6), (7, 7), (8, 5)])
+def test_orient_turns_the_rendering_as_libraw_does(tmp_path, tiff_orientation, flip):
+    # independent reference: LibRaw's own rotation (postprocess without user_flip=0) of the same file
+    path = tmp_path / "o.dng"
+    write_dng(path, scene_mosaic(32, 48), cfa="RGGB", black_level=SONY_BLACK, white_level=SONY_WHITE,
+              orientation=tiff_orientation)
+    image = load_raw(path)
+    assert image.flip == flip
+    with open_raw(path) as raw:
+        libraw = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16)
+    turned = orient(render_reference(path), image.flip)
+    assert turned.shape == libraw.shape == ((48, 32, 3) if flip & 4 else (32, 48, 3))
+    np.testing.assert_array_equal(np.rint(turned * 65535).astype(np.uint16), libraw)
+    if tiff_orientation == 6:  # 90 degrees clockwise: the sensor's top-left ends top-right
+        np.testing.assert_array_equal(turned, np.rot90(render_reference(path), k=-1))
+    with pytest.raises(ValueError):
+        orient(turned, 8)
 
 
 # --------------------------------------------------------------------------- exposure
