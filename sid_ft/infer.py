@@ -43,19 +43,23 @@ import time
 import traceback
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from sid_ft.errors import SidFtError
 from sid_ft.jobs import (OUTPUT_SUFFIXES, Job, Report, check_outputs, collect_inputs,  # noqa: F401
                          make_jobs, output_paths, resolve_ratio, stderr_report)
+from sid_ft.metrics import (PROTOCOLS, SID_MISALIGNED_SCENES, psnr, score_8bit, sid_left_out, ssim,
+                            to_uint8_sid)
 from sid_ft.predictor import (DEFAULT_OVERLAP, TILE_MULTIPLE, Predictor, amplify, blend_windows,  # noqa: F401
                               export_savedmodel, round_tile, tile_spans)
 from sid_ft.shards import (merge_shard_summaries, parse_shard, select_shard, shard_from_env,  # noqa: F401
                            shard_summary_name)
-from sid_ft.summary import SSIM_NOTE, FileRecord, RunSummary, write_summary  # noqa: F401
+from sid_ft.summary import (SID_PROTOCOL_NOTE, SSIM_NOTE, SSIM_NOTE_8BIT, FileRecord, RunSummary,  # noqa: F401
+                            write_summary)
 
 __all__ = [
     "InferOptions",
@@ -78,7 +82,7 @@ class InferOptions:
     inputs: list[str] = field(default_factory=list)
     test_list: str | None = None
     out_dir: str | None = None
-    bits: int = 16
+    bits: int | None = None  # PNG bit depth; None: 16, or 8 with protocol 'sid' (SID's PNGs)
     ratio: float | None = None
     target_exposure: float | None = None
     ratio_cap: float = 300.0
@@ -93,6 +97,7 @@ class InferOptions:
     metrics: bool = True
     progress: bool = True
     orientation: str | None = None  # 'sensor' | 'camera'; None: 'camera' for given files, 'sensor' for SID pairs
+    protocol: str = "all"  # 'all': every pair, float scores; 'sid': SID's selection, 8-bit scores, exclusions
 
 
 @dataclass
@@ -167,21 +172,27 @@ def job_orientation(job: Job, opts: InferOptions) -> str:
     return "sensor" if job.ground_truth is not None else "camera"
 
 
-def _write(d: _Decoded, rgb: np.ndarray, paths: dict[str, Path], bits: int, metrics: bool,
+def _write(d: _Decoded, rgb: np.ndarray, paths: dict[str, Path], opts: InferOptions,
            record: FileRecord) -> FileRecord:
     from sid_ft import pngio
     from sid_ft.raw import orient
 
     t0 = time.perf_counter()
-    if d.gt is not None and metrics:  # on the network's float output, before it is quantised in place
-        from sid_ft.metrics import psnr, ssim
-
-        record.psnr = psnr(rgb, d.gt)
-        record.ssim = ssim(rgb, d.gt, gaussian=True)
+    sid = opts.protocol == "sid"
+    if sid and opts.bits == 8:  # the PNGs are exactly the images that are scored, as in SID's evaluation
+        quantise: Callable[[np.ndarray], np.ndarray] = to_uint8_sid
+    else:  # the image is not used after this: quantise in its own memory
+        def quantise(image: np.ndarray) -> np.ndarray:
+            return pngio.to_uint(image, opts.bits, in_place=True)
+    if d.gt is not None and opts.metrics:
+        if sid:  # SID's protocol: on the 8-bit images
+            record.psnr, record.ssim = score_8bit(to_uint8_sid(rgb), to_uint8_sid(d.gt))
+        else:  # on the network's float output, before it is quantised in place
+            record.psnr = psnr(rgb, d.gt)
+            record.ssim = ssim(rgb, d.gt, gaussian=True)
 
     def save(kind: str, image: np.ndarray) -> None:
-        # not used after this: quantise (and reorder, when upright) in its own memory, then turn it
-        pngio.write_png(paths[kind], orient(pngio.to_uint(image, bits, in_place=True), d.flip), in_place=True)
+        pngio.write_png(paths[kind], orient(quantise(image), d.flip), in_place=True)
 
     save("out", rgb)
     if d.gt is not None:
@@ -192,7 +203,6 @@ def _write(d: _Decoded, rgb: np.ndarray, paths: dict[str, Path], bits: int, metr
     record.seconds = (record.decode_s or 0) + (record.network_s or 0) + record.write_s
     record.status = "ok"
     return record
-
 
 
 def run_inference(opts: InferOptions, report: Report | None = None,
@@ -215,6 +225,13 @@ def run_inference(opts: InferOptions, report: Report | None = None,
     has_inputs = bool(opts.inputs) or opts.test_list is not None
     if not has_inputs and not opts.export_savedmodel:
         raise SidFtError(None, "nothing to do: give RAW files, folders or globs, --test-list, or --export-savedmodel")
+    if opts.protocol not in PROTOCOLS:
+        raise SidFtError(None, f"--protocol {opts.protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+    if opts.protocol == "sid" and (opts.test_list is None or opts.inputs):
+        raise SidFtError(None, "--protocol sid scores SID's test pairs: give --test-list with a SID list file or a "
+                               "SID-layout folder (short/, long/), and no other inputs")
+    if opts.bits is None:
+        opts = replace(opts, bits=8 if opts.protocol == "sid" else 16)
     if opts.bits not in (8, 16):
         raise SidFtError(None, f"--bits {opts.bits}: only 8 and 16 are supported")
     if opts.orientation not in (None, *ORIENTATIONS):
@@ -242,7 +259,7 @@ def run_inference(opts: InferOptions, report: Report | None = None,
             stderr_report(message)
 
     if has_inputs:
-        jobs, problems = make_jobs(opts.inputs, opts.test_list, opts.ratio_cap)
+        jobs, problems = make_jobs(opts.inputs, opts.test_list, opts.ratio_cap, protocol=opts.protocol)
         jobs = select_shard(jobs, opts.shard, key=lambda j: str(j.input))
         for err in select_shard(problems, opts.shard, key=lambda e: str(e.path)):
             failures.append(FileRecord(input=err.path or "", status="failed", reason=err.reason))
@@ -278,7 +295,10 @@ def run_inference(opts: InferOptions, report: Report | None = None,
             "shard": None if opts.shard is None else f"{opts.shard[0]}/{opts.shard[1]}",
             "orientation": opts.orientation or "camera for files given, sensor for SID pairs",
             "bits": opts.bits, "tile": predictor.tile, "overlap": predictor.overlap if predictor.tile else None,
-            "metrics_note": SSIM_NOTE}
+            "metrics_note": SSIM_NOTE_8BIT if opts.protocol == "sid" else SSIM_NOTE, "protocol": opts.protocol}
+    if opts.protocol == "sid":
+        info["protocol_note"] = SID_PROTOCOL_NOTE
+        info["left_out_scenes"] = list(SID_MISALIGNED_SCENES)
     summary.summary_json, summary.summary_csv = write_summary(opts.out_dir, summary, info, name=name)
     return summary
 
@@ -345,6 +365,7 @@ def _run_jobs(predictor: Predictor, jobs: list[Job], opts: InferOptions, out_dir
                 continue
             rec = FileRecord(input=str(jobs[i].input), status="running", ratio=d.ratio, exposure_s=d.exposure_s,
                              orientation=job_orientation(jobs[i], opts), flip=d.flip,
+                             left_out=sid_left_out(jobs[i].input) if opts.protocol == "sid" else None,
                              ground_truth=None if jobs[i].ground_truth is None else str(jobs[i].ground_truth),
                              decode_s=d.decode_s)
             t0 = time.perf_counter()
@@ -366,7 +387,7 @@ def _run_jobs(predictor: Predictor, jobs: list[Job], opts: InferOptions, out_dir
             rec.output = str(paths["out"])
             d.packed = None  # free the input while the write is queued
             write_slots.acquire()
-            wf = write_pool.submit(_write, d, rgb, paths, opts.bits, opts.metrics, rec)
+            wf = write_pool.submit(_write, d, rgb, paths, opts, rec)
             wf.add_done_callback(lambda f, i=i: on_written(i, f))
             writes.append((i, wf))
             del d, rgb

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sid_ft import infer, jobs, pngio, predictor, shards
+from sid_ft import infer, jobs, metrics, pngio, predictor, shards
 from sid_ft import raw as sid_raw
 from sid_ft.dng import write_dng
 from sid_ft.errors import SidFtError
@@ -183,6 +183,82 @@ def test_test_list_writes_gt_scale_and_metrics(tmp_path, ckpt):
     assert rec.ssim is not None and -1 <= rec.ssim <= 1
     doc = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert doc["totals"]["mean_psnr"] == pytest.approx(rec.psnr)
+
+
+# --------------------------------------------------------------------------- SID's protocol
+
+SID_LONGS = ["00001_00_10s", "10003_00_10s", "10034_00_10s", "10045_00_30s", "10172_00_10s", "20005_00_10s"]
+SID_SHORTS = ["00001_00_0.1s", "10003_00_0.1s", "10003_00_0.04s", "10003_01_0.1s", "10003_01_0.04s",
+              "10034_00_0.1s", "10034_01_0.1s", "10045_00_0.1s", "10172_00_0.033s", "10172_05_0.033s",
+              "20005_00_0.1s"]
+SID_SCORED = ["10003_00_0.04s", "10003_00_0.1s", "10034_00_0.1s", "10045_00_0.1s", "10172_00_0.033s"]
+
+
+@pytest.fixture(scope="module")
+def sid_set(tmp_path_factory) -> Path:
+    """A SID-layout set: train/test/val scenes, bursts 00 and others, the three misaligned scene ids."""
+    root = tmp_path_factory.mktemp("sid")
+    (root / "long").mkdir()
+    (root / "short").mkdir()
+    for i, name in enumerate(SID_LONGS):
+        make_dng(root / "long" / f"{name}.dng", 32, 48, seed=i, level=0.4)
+    for name in SID_SHORTS:
+        seed = SID_LONGS.index(next(n for n in SID_LONGS if n[:5] == name[:5]))
+        make_dng(root / "short" / f"{name}.dng", 32, 48, seed=seed, level=0.004)
+    longs = {n[:5]: n for n in SID_LONGS}
+    (root / "Sony_test_list.txt").write_text("".join(f"./short/{n}.dng ./long/{longs[n[:5]]}.dng ISO200 F8\n"
+                                                     for n in SID_SHORTS))
+    return root
+
+
+@pytest.mark.parametrize("source", ["folder", "list"])
+def test_sid_protocol_scores_what_sids_scripts_score(tmp_path, ckpt, sid_set, source):
+    test_list = sid_set if source == "folder" else sid_set / "Sony_test_list.txt"
+    out = tmp_path / "o"
+    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(test_list), out_dir=str(out),
+                                               protocol="sid", progress=False))
+    assert s.failed == 0, [(r.input, r.reason) for r in s.records]
+    assert sorted(Path(r.input).stem for r in s.records) == SID_SCORED
+    by_stem = {Path(r.input).stem: r for r in s.records}
+    assert by_stem["10003_00_0.04s"].ratio == 250 and by_stem["10045_00_0.1s"].ratio == 300  # min(long/short, 300)
+    left_out = sorted(Path(r.input).stem[:5] for r in s.records if r.left_out)
+    assert left_out == ["10034", "10045", "10172"]
+    # 8-bit PNGs, and the scores are those of the files written (as SID scored its PNGs)
+    for stem in SID_SCORED:
+        o8, g8 = (pngio.read_png(out / f"{stem}_{k}.png") for k in ("out", "gt"))
+        assert o8.dtype == np.uint8 and g8.dtype == np.uint8
+        mse = np.mean((o8.astype(np.float64) - g8.astype(np.float64)) ** 2)
+        assert by_stem[stem].psnr == pytest.approx(10 * np.log10(255.0 ** 2 / mse), abs=1e-9)
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["protocol"] == "sid" and "burst 00" in doc["protocol_note"]
+    assert doc["left_out_scenes"] == ["10034", "10045", "10172"]
+    kept = [by_stem[n] for n in SID_SCORED if n.startswith("10003")]
+    assert doc["totals"]["mean_psnr"] == pytest.approx(np.mean([r.psnr for r in kept]))
+    assert doc["totals"]["mean_ssim"] == pytest.approx(np.mean([r.ssim for r in kept]))
+    assert doc["totals"]["scored_in_means"] == 2 and len(doc["totals"]["left_out_of_means"]) == 3
+    assert all(f["left_out"] for f in doc["files"] if Path(f["input"]).stem[:5] in metrics.SID_MISALIGNED_SCENES)
+
+
+def test_protocol_all_scores_every_pair_in_float(tmp_path, ckpt, sid_set):
+    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(sid_set / "Sony_test_list.txt"),
+                                               out_dir=str(tmp_path / "o"), progress=False))
+    assert len(s.records) == len(SID_SHORTS) and not any(r.left_out for r in s.records)
+    assert pngio.read_png(tmp_path / "o" / "00001_00_0.1s_out.png").dtype == np.uint16
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["protocol"] == "all"
+
+
+def test_sid_protocol_usage_errors(tmp_path, ckpt, sid_set):
+    with pytest.raises(SidFtError, match="--test-list"):
+        infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(sid_set / "short")], ratio=3,
+                                               out_dir=str(tmp_path / "o"), protocol="sid"))
+    (tmp_path / "train_only.txt").write_text("./short/00001_00_0.1s.dng ./long/00001_00_10s.dng\n")
+    (tmp_path / "short").symlink_to(sid_set / "short")
+    (tmp_path / "long").symlink_to(sid_set / "long")
+    with pytest.raises(SidFtError, match="train_only.txt.*burst 00"):
+        infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(tmp_path / "train_only.txt"),
+                                               out_dir=str(tmp_path / "o"), protocol="sid"))
+    proc = run_cli("--checkpoint", ckpt, "--out-dir", str(tmp_path / "o"), "--protocol", "sid", str(sid_set))
+    assert proc.returncode == 2 and "--protocol sid" in proc.stderr
 
 
 # --------------------------------------------------------------------------- orientation
