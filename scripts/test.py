@@ -17,8 +17,9 @@ examples:
   # one dark photo shot at 1/10 s, brightened as if exposed 100x longer
   python scripts/test.py --checkpoint checkpoints/Sony/ --out-dir results photo.ARW --ratio 100
 
-  # a folder, with the ratio from each file's exposure time (SID name or metadata): as if shot at 10 s
-  python scripts/test.py --checkpoint checkpoints/mycam --out-dir results shots/ --target-exposure 10
+  # a folder, with the ratio from each file's exposure time (SID name or metadata): as if shot at 10 s;
+  # --compare adds results/<stem>_compare.jpg: short x ratio | output, side by side
+  python scripts/test.py --checkpoint checkpoints/mycam --out-dir results shots/ --target-exposure 10 --compare
 
   # every pair of a list: the long exposures are the ground truth, ratio min(long/short, 300);
   # writes <stem>_out.png, _gt.png, _scale.png and PSNR/SSIM in results/summary.json
@@ -86,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_argument_group("output")
     out.add_argument("--bits", type=int, choices=[8, 16], default=None,
                      help="PNG bit depth (default: 16; 8 with --protocol sid, as SID wrote its PNGs)")
+    out.add_argument("--compare", action="store_true",
+                     help="also write <stem>_compare.jpg beside each output: the short exposure brightened by the "
+                          "ratio (LibRaw's rendering, i.e. without the network) | the output | the ground truth "
+                          "(when known), labelled with PSNR/SSIM where known, 640 pixels a panel")
     out.add_argument("--orientation", choices=["sensor", "camera"], default=None,
                      help="camera: turn every PNG (output, ground truth, brightened input) the way the camera was "
                           "held, from the file's orientation flag (LibRaw's flip); sensor: leave it as the sensor "
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             tile=args.tile, overlap=args.overlap, shard=shard, skip_existing=args.skip_existing,
             device=args.device, export_savedmodel=args.export_savedmodel, decode_workers=args.decode_workers,
             write_workers=args.write_workers, metrics=not args.no_metrics, orientation=args.orientation,
-            protocol=args.protocol,
+            protocol=args.protocol, compare=args.compare,
             progress=not args.no_progress and sys.stderr.isatty())
         if shard is not None:
             print(f"shard {shard[0]}/{shard[1]}", file=sys.stderr)

@@ -98,6 +98,7 @@ class InferOptions:
     progress: bool = True
     orientation: str | None = None  # 'sensor' | 'camera'; None: 'camera' for given files, 'sensor' for SID pairs
     protocol: str = "all"  # 'all': every pair, float scores; 'sid': SID's selection, 8-bit scores, exclusions
+    compare: bool = False  # also write <stem>_compare.jpg: short x ratio | output | ground truth
 
 
 @dataclass
@@ -110,6 +111,7 @@ class _Decoded:
     scale_img: np.ndarray | None
     decode_s: float
     flip: int = 0  # LibRaw flip applied to every image written for this file (0: sensor orientation)
+    brightened: np.ndarray | None = None  # the input rendered by LibRaw, brightened by the ratio (--compare)
 
 
 _FILE_ERRORS: tuple = (SidFtError, OSError)
@@ -157,8 +159,15 @@ def _decode(job: Job, opts: InferOptions, in_channels: int, scale: int) -> _Deco
         if rendering.shape == gt.shape:
             m = float(np.mean(rendering))
             scale_img = rendering * np.float32(float(np.mean(gt)) / m) if m > 0 else rendering
+    brightened = None
+    if opts.compare:
+        h, w = packed.shape[:2]
+        brightened = sid_raw.render_reference(job.input, brightness=ratio)
+        if brightened.shape != (scale * h, scale * w, 3):
+            raise SidFtError(job.input, f"LibRaw renders it to {brightened.shape[1]}x{brightened.shape[0]} pixels, "
+                                        f"the output is {scale * w}x{scale * h}: no contact sheet can be made")
     flip = image.flip if job_orientation(job, opts) == "camera" else 0
-    return _Decoded(job, x, ratio, image.exposure_s, gt, scale_img, time.perf_counter() - t0, flip)
+    return _Decoded(job, x, ratio, image.exposure_s, gt, scale_img, time.perf_counter() - t0, flip, brightened)
 
 
 def job_orientation(job: Job, opts: InferOptions) -> str:
@@ -184,12 +193,11 @@ def _write(d: _Decoded, rgb: np.ndarray, paths: dict[str, Path], opts: InferOpti
     else:  # the image is not used after this: quantise in its own memory
         def quantise(image: np.ndarray) -> np.ndarray:
             return pngio.to_uint(image, opts.bits, in_place=True)
-    if d.gt is not None and opts.metrics:
-        if sid:  # SID's protocol: on the 8-bit images
-            record.psnr, record.ssim = score_8bit(to_uint8_sid(rgb), to_uint8_sid(d.gt))
-        else:  # on the network's float output, before it is quantised in place
-            record.psnr = psnr(rgb, d.gt)
-            record.ssim = ssim(rgb, d.gt, gaussian=True)
+    if d.gt is not None and opts.metrics:  # on the network's output, before it is quantised in place
+        record.psnr, record.ssim = _score(rgb, d.gt, sid)
+    if opts.compare:
+        _write_sheet(d, rgb, paths["compare"], opts, record)
+        record.compare = str(paths["compare"])
 
     def save(kind: str, image: np.ndarray) -> None:
         pngio.write_png(paths[kind], orient(quantise(image), d.flip), in_place=True)
@@ -203,6 +211,28 @@ def _write(d: _Decoded, rgb: np.ndarray, paths: dict[str, Path], opts: InferOpti
     record.seconds = (record.decode_s or 0) + (record.network_s or 0) + record.write_s
     record.status = "ok"
     return record
+
+
+def _score(output: np.ndarray, reference: np.ndarray, sid: bool) -> tuple[float, float]:
+    """(PSNR, SSIM): on the float images, or with SID's protocol on their 8-bit versions."""
+    if sid:
+        return score_8bit(to_uint8_sid(output), to_uint8_sid(reference))
+    return psnr(output, reference), ssim(output, reference, gaussian=True)
+
+
+def _write_sheet(d: _Decoded, rgb: np.ndarray, path: Path, opts: InferOptions, record: FileRecord) -> None:
+    """``<stem>_compare.jpg``: the input brightened by the ratio | the output | the ground truth, turned like the PNGs."""
+    from sid_ft.compare import Panel, label, write_sheet
+    from sid_ft.raw import orient
+
+    bright_scores = (None, None)
+    if d.gt is not None and opts.metrics:
+        bright_scores = _score(d.brightened, d.gt, opts.protocol == "sid")
+    row = [Panel(orient(d.brightened, d.flip), label(f"short x{d.ratio:g} (LibRaw)", *bright_scores)),
+           Panel(orient(rgb, d.flip), label("output", record.psnr, record.ssim))]
+    if d.gt is not None:
+        row.append(Panel(orient(d.gt, d.flip), label("ground truth")))
+    write_sheet(path, [row])
 
 
 def run_inference(opts: InferOptions, report: Report | None = None,
@@ -267,7 +297,7 @@ def run_inference(opts: InferOptions, report: Report | None = None,
         out_dir = Path(opts.out_dir)
         if out_dir.exists() and not out_dir.is_dir():
             raise SidFtError(out_dir, "exists and is not a folder")
-        check_outputs(jobs, out_dir)
+        check_outputs(jobs, out_dir, opts.compare)
         out_dir.mkdir(parents=True, exist_ok=True)
 
     own = predictor is None
@@ -310,7 +340,7 @@ def _run_jobs(predictor: Predictor, jobs: list[Job], opts: InferOptions, out_dir
     records: list[FileRecord | None] = [None] * len(jobs)
     todo: list[int] = []
     for i, job in enumerate(jobs):
-        paths = output_paths(job, out_dir)
+        paths = output_paths(job, out_dir, opts.compare)
         if opts.skip_existing and all(p.exists() for p in paths.values()):
             records[i] = FileRecord(input=str(job.input), status="skipped", reason="outputs exist (--skip-existing)",
                                     ground_truth=None if job.ground_truth is None else str(job.ground_truth),
@@ -383,7 +413,7 @@ def _run_jobs(predictor: Predictor, jobs: list[Job], opts: InferOptions, out_dir
                 continue
             rec.network_s = time.perf_counter() - t0
             started[i] = rec
-            paths = output_paths(jobs[i], out_dir)
+            paths = output_paths(jobs[i], out_dir, opts.compare)
             rec.output = str(paths["out"])
             d.packed = None  # free the input while the write is queued
             write_slots.acquire()

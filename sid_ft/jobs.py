@@ -13,7 +13,7 @@ from sid_ft.errors import SidFtError
 __all__ = ["OUTPUT_SUFFIXES", "collect_inputs", "Job", "make_jobs", "output_paths", "check_outputs",
            "resolve_ratio", "Report", "stderr_report"]
 
-OUTPUT_SUFFIXES = {"out": "_out.png", "gt": "_gt.png", "scale": "_scale.png"}
+OUTPUT_SUFFIXES = {"out": "_out.png", "gt": "_gt.png", "scale": "_scale.png", "compare": "_compare.jpg"}
 
 Report = Callable[[str], None]
 
@@ -132,16 +132,14 @@ def _pairs(test_list: str | os.PathLike, protocol: str, problems: list[SidFtErro
     return kept
 
 
-def output_paths(job: Job, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """``{'out': DIR/<stem>_out.png}`` plus ``'gt'`` and ``'scale'`` when the job has a ground truth."""
-    out = {"out": Path(out_dir) / (job.stem + OUTPUT_SUFFIXES["out"])}
-    if job.ground_truth is not None:
-        for kind in ("gt", "scale"):
-            out[kind] = Path(out_dir) / (job.stem + OUTPUT_SUFFIXES[kind])
-    return out
+def output_paths(job: Job, out_dir: str | os.PathLike, compare: bool = False) -> dict[str, Path]:
+    """``{'out': DIR/<stem>_out.png}``, plus ``'gt'`` and ``'scale'`` when the job has a ground truth and
+    ``'compare'`` (``<stem>_compare.jpg``, the contact sheet) with ``compare``."""
+    kinds = ["out"] + (["gt", "scale"] if job.ground_truth is not None else []) + (["compare"] if compare else [])
+    return {kind: Path(out_dir) / (job.stem + OUTPUT_SUFFIXES[kind]) for kind in kinds}
 
 
-def check_outputs(jobs: Sequence[Job], out_dir: Path) -> None:
+def check_outputs(jobs: Sequence[Job], out_dir: Path, compare: bool = False) -> None:
     """SidFtError when an output would overwrite an input, or two inputs would write the same file."""
     inputs = {}
     for job in jobs:
@@ -151,7 +149,7 @@ def check_outputs(jobs: Sequence[Job], out_dir: Path) -> None:
     owners: dict[str, Path] = {}
     clashes = []
     for job in jobs:
-        for target in output_paths(job, out_dir).values():
+        for target in output_paths(job, out_dir, compare).values():
             real = os.path.realpath(target)
             if real in inputs:
                 raise SidFtError(inputs[real], f"would be overwritten by the output of {job.input}; "

@@ -23,6 +23,7 @@ from sid_ft.errors import SidFtError
 from sid_ft.metrics import psnr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sheet_reading import panel_boxes, read_sheet  # noqa: E402
 from sid_reference import reference_forward, write_released_checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -259,6 +260,36 @@ def test_sid_protocol_usage_errors(tmp_path, ckpt, sid_set):
                                                out_dir=str(tmp_path / "o"), protocol="sid"))
     proc = run_cli("--checkpoint", ckpt, "--out-dir", str(tmp_path / "o"), "--protocol", "sid", str(sid_set))
     assert proc.returncode == 2 and "--protocol sid" in proc.stderr
+
+
+# --------------------------------------------------------------------------- contact sheets
+
+
+def test_compare_sheets_show_brightened_input_output_and_ground_truth(tmp_path, ckpt, sid_set):
+    out = tmp_path / "o"
+    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(sid_set / "Sony_test_list.txt"),
+                                               out_dir=str(out), protocol="sid", compare=True, progress=False))
+    rec = next(r for r in s.records if Path(r.input).stem == "10003_00_0.1s")
+    assert rec.compare == str(out / "10003_00_0.1s_compare.jpg")
+    sheet = read_sheet(rec.compare)
+    boxes = panel_boxes(sheet, min_run=40)
+    assert len(boxes) == 1 and len(boxes[0]) == 3  # short x ratio | output | ground truth
+    sizes = {(y1 - y0, x1 - x0) for y0, y1, x0, x1 in boxes[0]}
+    assert all(abs(h - 32) <= 2 and abs(w - 48) <= 2 for h, w in sizes)  # small images are not enlarged
+    crops = [sheet[y0 + 2:y0 + 30, x0 + 2:x0 + 46].astype(float) for y0, y1, x0, x1 in boxes[0]]
+    # the middle panel is the output as written (8-bit PNG), the right one the ground truth
+    o8 = pngio.read_png(out / "10003_00_0.1s_out.png")[2:30, 2:46].astype(float)
+    g8 = pngio.read_png(out / "10003_00_0.1s_gt.png")[2:30, 2:46].astype(float)
+    assert np.abs(crops[1] - o8).mean() < np.abs(crops[1] - g8).mean()
+    assert np.abs(crops[2] - g8).mean() < 4 and np.abs(crops[1] - o8).mean() < 8  # JPEG error (on noise) only
+    # the left panel is LibRaw's rendering brightened 100x: about as bright as the long exposure, unlike the raw short
+    bright = sid_raw.render_reference(sid_set / "short" / "10003_00_0.1s.dng", brightness=100)
+    assert np.abs(crops[0] - np.floor(bright[2:30, 2:46] * 255 + 0.5)).mean() < 4
+    assert abs(crops[0].mean() - crops[2].mean()) < 0.25 * crops[2].mean()
+    # a file without a ground truth: two panels
+    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(make_dng(tmp_path / "p.dng", 32, 48))],
+                                               out_dir=str(tmp_path / "f"), ratio=20, compare=True, progress=False))
+    assert [len(r) for r in panel_boxes(read_sheet(s.records[0].compare), min_run=40)] == [2]
 
 
 # --------------------------------------------------------------------------- orientation
