@@ -23,6 +23,7 @@ from sid_ft.errors import SidFtError
 from sid_ft.metrics import psnr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from samples import RAW_DIR, SHARED_RAW  # noqa: E402
 from sheet_reading import panel_boxes, read_sheet  # noqa: E402
 from sid_reference import reference_forward, write_released_checkpoint  # noqa: E402
 
@@ -551,13 +552,15 @@ def test_savedmodel_reproduces_test_py_output(tmp_path, ckpt):
 # --------------------------------------------------------------------------- real files
 
 
-def test_real_camera_samples_end_to_end(tmp_path, ckpt, shared_dir):
-    samples = shared_dir / "samples" / "raw"
-    files = sorted(p for p in samples.iterdir() if p.suffix.lower() in sid_raw.RAW_EXTENSIONS)
-    if not files:
-        pytest.skip(f"no RAW samples in {samples}")
-    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(samples)], out_dir=str(tmp_path),
-                                               ratio=1.0, progress=False))
+def test_real_camera_samples_end_to_end(tmp_path, ckpt):
+    # the repository's samples (tests/data/raw), and those only ../shared/samples/raw has when it is there
+    extras = sorted(p for p in SHARED_RAW.glob("*") if p.suffix.lower() in sid_raw.RAW_EXTENSIONS
+                    and not (RAW_DIR / p.name).exists()) if SHARED_RAW.is_dir() else []
+    files = sorted(p for p in RAW_DIR.iterdir() if p.suffix.lower() in sid_raw.RAW_EXTENSIONS) + extras
+    assert len(files) >= 3
+    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(RAW_DIR)] + [str(p) for p in extras],
+                                               out_dir=str(tmp_path), ratio=1.0, progress=False))
+    assert len(s.records) == len(files)
     assert s.failed == 0, [(r.input, r.reason) for r in s.records if r.status == "failed"]
     for f in files:
         packed = sid_raw.load_raw(f).packed

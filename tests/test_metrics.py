@@ -12,6 +12,7 @@ from sid_ft.dataset import Pair
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from matlab_ssim_reference import gaussian_window, matlab_ssim, synthetic_pair  # noqa: E402
+from samples import SID_LISTS  # noqa: E402
 
 
 def pair(short: str, long: str = "10003_00_10s.ARW") -> Pair:
@@ -25,6 +26,21 @@ def test_sid_selection_is_burst_00_of_test_scenes_at_every_exposure():
              "00001_00_0.1s.ARW", "20005_00_0.1s.ARW", "10034_00_0.033s.ARW", "10034_10_0.033s.ARW"]
     chosen = [Path(p.short_path).name for p in metrics.sid_test_selection([pair(n) for n in names])]
     assert chosen == ["10003_00_0.1s.ARW", "10003_00_0.04s.ARW", "10034_00_0.033s.ARW"]
+
+
+@pytest.mark.parametrize("camera,listed,scored,scenes,left_out", [("Sony", 598, 93, 50, 5), ("Fuji", 524, 94, 41, 3)])
+def test_sid_selection_on_sids_own_test_lists(camera, listed, scored, scenes, left_out):
+    from sid_ft.dataset import read_pair_list
+
+    pairs = read_pair_list(SID_LISTS / f"{camera}_test_list.txt", check_exists=False)
+    chosen = metrics.sid_test_selection(pairs)
+    assert len(pairs) == listed and len(chosen) == scored and len({p.scene_id for p in chosen}) == scenes
+    assert all("_00_" in Path(p.short_path).name for p in chosen)
+    # every test scene keeps all the exposures its burst 00 was shot at
+    for scene in {p.scene_id for p in pairs}:
+        wanted = {p.short_exposure for p in pairs if p.scene_id == scene and "_00_" in Path(p.short_path).name}
+        assert wanted == {p.short_exposure for p in chosen if p.scene_id == scene}
+    assert sum(metrics.sid_left_out(p.short_path) is not None for p in chosen) == left_out
 
 
 def test_misaligned_scenes_are_named():
