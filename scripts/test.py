@@ -13,6 +13,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from sid_ft.errors import SidFtError  # noqa: E402
 
 EXAMPLES = """\
+exit status: 0 when every file was written, 1 when any file failed (each is named on stderr and in
+summary.json) or, with --merge-summaries, a shard's summary is missing, 2 for a problem with the
+command itself (options, checkpoint, out dir).
+
 examples:
   # one dark photo shot at 1/10 s, brightened as if exposed 100x longer
   python scripts/test.py --checkpoint checkpoints/Sony/ --out-dir results photo.ARW --ratio 100
@@ -25,7 +29,7 @@ examples:
   # writes <stem>_out.png, _gt.png, _scale.png and PSNR/SSIM in results/summary.json
   python scripts/test.py --checkpoint checkpoints/Sony/ --test-list datasets/Sony_test_list.txt --out-dir results
 
-  # SID's published evaluation (Table 1 of the paper): burst 00 of each test scene, 8-bit, 3 scenes left out
+  # SID's published evaluation: burst 00 of each test scene, 8-bit, three misaligned scenes left out of the means
   python scripts/test.py --checkpoint checkpoints/Sony/ --test-list datasets/Sony --protocol sid --out-dir sid_sony
 
   # little memory (or a big sensor): 512x512 packed-pixel tiles, blended over the default overlap
@@ -42,9 +46,6 @@ examples:
   # a SavedModel for TF Serving / Apache Beam RunInference (packed, amplified batch in, RGB out)
   python scripts/test.py --checkpoint checkpoints/mycam --export-savedmodel export/sid/1
 
-exit status: 0 when every file was written, 1 when any file failed (each is named on stderr and in
-summary.json) or, with --merge-summaries, a shard's summary is missing, 2 for a problem with the
-command itself (options, checkpoint, out dir).
 """
 
 
