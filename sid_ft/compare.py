@@ -62,16 +62,21 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.floor(np.clip(a.astype(np.float32) * 255.0, 0, 255) + 0.5).astype(np.uint8)
 
 
-def _put_label(cv2, strip: np.ndarray, text: str) -> None:
-    """Draw ``text`` left-aligned in ``strip`` (a view of the sheet), shrunk to fit its width."""
-    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1
-    (w, h), _ = cv2.getTextSize(text, font, scale, thickness)
-    room = strip.shape[1] - 12
-    if w > room > 0:
-        scale *= room / w
-        (w, h), _ = cv2.getTextSize(text, font, scale, thickness)
-    y = (strip.shape[0] + h) // 2
-    cv2.putText(strip, text, (6, y), font, scale, (235, 235, 235), thickness, cv2.LINE_AA)
+_FONT_SCALE = 0.55
+
+
+def _fitting_scale(cv2, text: str, width: int) -> float:
+    """The font scale (at most :data:`_FONT_SCALE`) at which ``text`` fits ``width`` pixels with margins."""
+    (w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, _FONT_SCALE, 1)
+    room = width - 12
+    return _FONT_SCALE * min(1.0, room / w) if w > 0 and room > 0 else _FONT_SCALE
+
+
+def _put_label(cv2, strip: np.ndarray, text: str, scale: float) -> None:
+    """Draw ``text`` left-aligned, vertically centred, in ``strip`` (a view of the sheet)."""
+    (_, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    cv2.putText(strip, text, (6, (strip.shape[0] + h) // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1,
+                cv2.LINE_AA)
 
 
 def render_sheet(rows: Sequence[Sequence[Panel]], panel_width: int = DEFAULT_PANEL_WIDTH) -> np.ndarray:
@@ -102,8 +107,9 @@ def render_sheet(rows: Sequence[Sequence[Panel]], panel_width: int = DEFAULT_PAN
     y = GAP
     for row, height in zip(scaled, heights):
         x = GAP
+        scale = min(_fitting_scale(cv2, text, img.shape[1]) for img, text in row)  # one text size a row
         for img, text in row:
-            _put_label(cv2, sheet[y:y + LABEL_HEIGHT, x:x + img.shape[1]], text)
+            _put_label(cv2, sheet[y:y + LABEL_HEIGHT, x:x + img.shape[1]], text, scale)
             sheet[y + LABEL_HEIGHT:y + LABEL_HEIGHT + img.shape[0], x:x + img.shape[1]] = img
             x += img.shape[1] + GAP
         y += height
