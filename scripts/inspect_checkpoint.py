@@ -23,11 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
             "Tensors are grouped as base (the released SID network: g_conv*, Variable..Variable_3), "
             "g_add (sid_ft's refinement head), optimizer (Adam slots, beta1_power/beta2_power) and "
             "other (global_step, anything else).\n\n"
+            "exit status: 0 when the checkpoint fits a sid_ft network, 1 otherwise or on error.\n\n"
             "examples:\n"
+            "  # the released SID Sony model (a folder with its 'checkpoint' file)\n"
             "  python scripts/inspect_checkpoint.py checkpoints/Sony\n"
+            "  # one checkpoint by its prefix\n"
             "  python scripts/inspect_checkpoint.py checkpoints/Sony/model.ckpt\n"
-            "  python scripts/inspect_checkpoint.py runs/my_camera --json\n\n"
-            "exit status: 0 when the checkpoint fits a sid_ft network, 1 otherwise or on error."
+            "  # a fine-tuning run's latest checkpoint, as JSON for scripts\n"
+            "  python scripts/inspect_checkpoint.py checkpoints/mycam --json"
         ),
     )
     parser.add_argument("checkpoint", metavar="CKPT",

@@ -12,7 +12,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sid_ft.errors import SidFtError  # noqa: E402
 
 EXAMPLE = """\
-worked example:
+noise model, per pixel, in DN of the RAW file (see sid_ft/simulate.py):
+  short = clip(round(K * Poisson(signal / ratio / K) + read + row[y] + black), 0, white)
+  --gain K is NOT estimated from dark frames (it needs flat fields at several light levels);
+  --dark-frames replaces --read-noise and --row-noise with values measured from the frames.
+
+examples:
   # clean, well-exposed tripod shots of your camera in my_raws/; 3 ratios, 2 noisy frames each,
   # noise measured from lens-capped dark frames at the ISO to simulate, gain from your own calibration
   python scripts/make_pairs.py my_raws/ --out-dir datasets/mycam --ratios 100 250 300 \\
@@ -20,10 +25,9 @@ worked example:
   # writes datasets/mycam/long/00001_00_10s.dng, datasets/mycam/short/00001_00_0.1s.dng,
   # 00001_00_0.04s.dng, 00001_00_0.0333s.dng, 00001_01_..., and make_pairs.json (the settings)
 
-noise model, per pixel, in DN of the RAW file (see sid_ft/simulate.py):
-  short = clip(round(K * Poisson(signal / ratio / K) + read + row[y] + black), 0, white)
-  --gain K is NOT estimated from dark frames (it needs flat fields at several light levels);
-  --dark-frames replaces --read-noise and --row-noise with values measured from the frames.
+  # no dark frames: illustrative read and row noise, heavy-tailed read noise, one ratio
+  python scripts/make_pairs.py my_raws/ --out-dir datasets/mycam_quick --ratios 300 --gain 0.8 \\
+      --read-noise 2.5 --row-noise 0.5 --heavy-tail tukey:-0.2
 """
 
 

@@ -13,16 +13,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from sid_ft.errors import SidFtError  # noqa: E402
 
 EXAMPLES = """\
+exit status: 0 when every file was written, 1 when any file failed (each is named on stderr and in
+summary.json) or, with --merge-summaries, a shard's summary is missing, 2 for a problem with the
+command itself (options, checkpoint, out dir).
+
 examples:
   # one dark photo shot at 1/10 s, brightened as if exposed 100x longer
   python scripts/test.py --checkpoint checkpoints/Sony/ --out-dir results photo.ARW --ratio 100
 
-  # a folder, with the ratio from each file's exposure time (SID name or metadata): as if shot at 10 s
-  python scripts/test.py --checkpoint checkpoints/mycam --out-dir results shots/ --target-exposure 10
+  # a folder, with the ratio from each file's exposure time (SID name or metadata): as if shot at 10 s;
+  # --compare adds results/<stem>_compare.jpg: short x ratio | output, side by side
+  python scripts/test.py --checkpoint checkpoints/mycam --out-dir results shots/ --target-exposure 10 --compare
 
-  # SID's evaluation: the long exposures are the ground truth, ratio min(long/short, 300);
+  # every pair of a list: the long exposures are the ground truth, ratio min(long/short, 300);
   # writes <stem>_out.png, _gt.png, _scale.png and PSNR/SSIM in results/summary.json
   python scripts/test.py --checkpoint checkpoints/Sony/ --test-list datasets/Sony_test_list.txt --out-dir results
+
+  # SID's published evaluation: burst 00 of each test scene, 8-bit, three misaligned scenes left out of the means
+  python scripts/test.py --checkpoint checkpoints/Sony/ --test-list datasets/Sony --protocol sid --out-dir sid_sony
 
   # little memory (or a big sensor): 512x512 packed-pixel tiles, blended over the default overlap
   python scripts/test.py --checkpoint checkpoints/Sony/ --out-dir results big.ARW --ratio 100 --tile 512
@@ -38,9 +46,6 @@ examples:
   # a SavedModel for TF Serving / Apache Beam RunInference (packed, amplified batch in, RGB out)
   python scripts/test.py --checkpoint checkpoints/mycam --export-savedmodel export/sid/1
 
-exit status: 0 when every file was written, 1 when any file failed (each is named on stderr and in
-summary.json) or, with --merge-summaries, a shard's summary is missing, 2 for a problem with the
-command itself (options, checkpoint, out dir).
 """
 
 
@@ -65,8 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only merge DIR's summary.shard-K-of-N.json files (a finished sharded run) into "
                         "DIR/summary.json and .csv, then exit")
     p.add_argument("--out-dir", help="where outputs, summary.json and summary.csv go (created if needed)")
-    p.add_argument("--test-list", help="SID pair list ('short long ISO F' per line, paths relative to the list): "
-                                       "the long exposures are the ground truth")
+    p.add_argument("--test-list", metavar="LIST|DIR",
+                   help="SID pair list ('short long ISO F' per line, paths relative to the list) or SID-layout folder "
+                        "(short/, long/): the long exposures are the ground truth")
+    p.add_argument("--protocol", choices=["all", "sid"], default="all",
+                   help="all: score every pair of --test-list on the float images (default); sid: SID's published "
+                        "evaluation - test scenes, burst 00, every exposure, 8-bit PNGs scored as 8-bit, scenes "
+                        "10034/10045/10172 scored but left out of the means (README: reproducing SID's tables)")
 
     amp = p.add_argument_group("amplification (one of these, or --test-list)")
     amp.add_argument("--ratio", type=float, help="amplification ratio, e.g. 100 (wins over the other two)")
@@ -76,7 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cap of SID's list rule min(long/short, cap) (default: %(default)s)")
 
     out = p.add_argument_group("output")
-    out.add_argument("--bits", type=int, choices=[8, 16], default=16, help="PNG bit depth (default: %(default)s)")
+    out.add_argument("--bits", type=int, choices=[8, 16], default=None,
+                     help="PNG bit depth (default: 16; 8 with --protocol sid, as SID wrote its PNGs)")
+    out.add_argument("--compare", action="store_true",
+                     help="also write <stem>_compare.jpg beside each output: the short exposure brightened by the "
+                          "ratio (LibRaw's rendering, i.e. without the network) | the output | the ground truth "
+                          "(when known), labelled with PSNR/SSIM where known, 640 pixels a panel")
+    out.add_argument("--orientation", choices=["sensor", "camera"], default=None,
+                     help="camera: turn every PNG (output, ground truth, brightened input) the way the camera was "
+                          "held, from the file's orientation flag (LibRaw's flip); sensor: leave it as the sensor "
+                          "recorded it, as SID does. Default: camera for files and folders you give, sensor with "
+                          "--test-list (SID's pairs)")
     out.add_argument("--skip-existing", action="store_true",
                      help="skip inputs whose outputs already exist (outputs are written atomically)")
     out.add_argument("--no-metrics", action="store_true", help="do not compute PSNR/SSIM against the ground truth")
@@ -121,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             bits=args.bits, ratio=args.ratio, target_exposure=args.target_exposure, ratio_cap=args.ratio_cap,
             tile=args.tile, overlap=args.overlap, shard=shard, skip_existing=args.skip_existing,
             device=args.device, export_savedmodel=args.export_savedmodel, decode_workers=args.decode_workers,
-            write_workers=args.write_workers, metrics=not args.no_metrics,
+            write_workers=args.write_workers, metrics=not args.no_metrics, orientation=args.orientation,
+            protocol=args.protocol, compare=args.compare,
             progress=not args.no_progress and sys.stderr.isatty())
         if shard is not None:
             print(f"shard {shard[0]}/{shard[1]}", file=sys.stderr)

@@ -13,6 +13,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from sid_ft.errors import SidFtError  # noqa: E402
 
 EXAMPLES = """\
+first run: the released SID model goes in checkpoints/Sony/ (four files; checkpoints/README.md tells where to
+get them), your pairs in a SID-layout folder or list; then run the result with scripts/test.py, e.g.
+  python scripts/test.py --checkpoint checkpoints/mycam --out-dir results photo.ARW --ratio 100
+
 examples:
   # adapt the released Sony model to your camera: pairs in SID layout
   #   my_pairs/short/00001_00_0.1s.DNG   my_pairs/long/00001_00_10s.DNG  ...
@@ -27,8 +31,6 @@ examples:
 
   # the whole job on generated data, no downloads (demo)
   python scripts/train_finetune.py --demo
-
-then run the result:  python scripts/test.py --checkpoint checkpoints/mycam photo.ARW --ratio 100
 """
 
 
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
             run_demo(progress=args.progress)
             return 0
+        from sid_ft.preflight import check_training_inputs
         from sid_ft.train import TrainOptions, train
 
         fields = TrainOptions.__dataclass_fields__
@@ -135,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         if options["steps"] is None:  # neither --steps nor --epochs: the default length
             options.pop("steps")
         opts = TrainOptions(**options)
+        check_training_inputs(opts)
         result = train(opts, report=lambda msg: print(msg, file=sys.stderr))
     except SidFtError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -270,6 +270,33 @@ def run_demo(root: str | os.PathLike = ".", settings: DemoSettings | None = None
                f"{im['base_ssim']:10.4f} {im['finetuned_ssim']:11.4f}")
     report(f"{'mean':34s} {result.base_psnr:10.2f} {result.finetuned_psnr:11.2f} "
            f"{result.base_ssim:10.4f} {result.finetuned_ssim:11.4f}")
-    report(f"images to look at: {finetune_dir / 'eval_base'} and {finetune_dir / 'eval_finetuned'} "
+    report(f"images: {finetune_dir / 'eval_base'} and {finetune_dir / 'eval_finetuned'} "
            f"(*_out.png, *_gt.png); summary: {finetune_dir / 'demo_summary.json'}")
+    sheet = write_demo_sheet(finetune_dir / "demo_compare.jpg", res_base["records"], res_ft["records"])
+    report("contact sheet of the held-out scenes (short x ratio | base | fine-tuned | ground truth):")
+    report(str(sheet))
     return result
+
+
+def write_demo_sheet(path: Path, base_records: list, finetuned_records: list) -> Path:
+    """One row per held-out image: LibRaw's rendering of the short exposure x ratio | base | fine-tuned | ground truth.
+
+    The model panels are the 8-bit PNGs the evaluation wrote, labelled with their PSNR/SSIM; the first is
+    labelled with its own scores against the ground truth (what one gets without a network).
+    """
+    from sid_ft import pngio
+    from sid_ft.compare import Panel, label, write_sheet
+    from sid_ft.metrics import psnr, ssim
+    from sid_ft.raw import render_reference
+
+    rows = []
+    for rb, rf in zip(base_records, finetuned_records):
+        gt = pngio.read_png(Path(rf.output).with_name(Path(rf.output).name.replace("_out.png", "_gt.png")))
+        bright = render_reference(rb.input, brightness=rb.ratio)
+        reference = render_reference(rb.ground_truth)  # scored as the evaluation scores the models, in float
+        rows.append([Panel(bright, label(f"short x{rb.ratio:g} (LibRaw)", psnr(bright, reference),
+                                         ssim(bright, reference))),
+                     Panel(pngio.read_png(rb.output), label("base", rb.psnr, rb.ssim)),
+                     Panel(pngio.read_png(rf.output), label("fine-tuned (g_add)", rf.psnr, rf.ssim)),
+                     Panel(gt, label("ground truth"))])
+    return write_sheet(path, rows)

@@ -43,19 +43,23 @@ import time
 import traceback
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from sid_ft.errors import SidFtError
 from sid_ft.jobs import (OUTPUT_SUFFIXES, Job, Report, check_outputs, collect_inputs,  # noqa: F401
                          make_jobs, output_paths, resolve_ratio, stderr_report)
+from sid_ft.metrics import (PROTOCOLS, SID_MISALIGNED_SCENES, psnr, score_8bit, sid_left_out, ssim,
+                            to_uint8_sid)
 from sid_ft.predictor import (DEFAULT_OVERLAP, TILE_MULTIPLE, Predictor, amplify, blend_windows,  # noqa: F401
                               export_savedmodel, round_tile, tile_spans)
 from sid_ft.shards import (merge_shard_summaries, parse_shard, select_shard, shard_from_env,  # noqa: F401
                            shard_summary_name)
-from sid_ft.summary import SSIM_NOTE, FileRecord, RunSummary, write_summary  # noqa: F401
+from sid_ft.summary import (SID_PROTOCOL_NOTE, SSIM_NOTE, SSIM_NOTE_8BIT, FileRecord, RunSummary,  # noqa: F401
+                            write_summary)
 
 __all__ = [
     "InferOptions",
@@ -67,6 +71,9 @@ __all__ = [
     "write_summary",
 ]
 
+ORIENTATIONS = ("sensor", "camera")
+
+
 @dataclass
 class InferOptions:
     """Everything scripts/test.py passes to :func:`run_inference` (see its --help for the meaning)."""
@@ -75,7 +82,7 @@ class InferOptions:
     inputs: list[str] = field(default_factory=list)
     test_list: str | None = None
     out_dir: str | None = None
-    bits: int = 16
+    bits: int | None = None  # PNG bit depth; None: 16, or 8 with protocol 'sid' (SID's PNGs)
     ratio: float | None = None
     target_exposure: float | None = None
     ratio_cap: float = 300.0
@@ -89,7 +96,9 @@ class InferOptions:
     write_workers: int = 2
     metrics: bool = True
     progress: bool = True
-
+    orientation: str | None = None  # 'sensor' | 'camera'; None: 'camera' for given files, 'sensor' for SID pairs
+    protocol: str = "all"  # 'all': every pair, float scores; 'sid': SID's selection, 8-bit scores, exclusions
+    compare: bool = False  # also write <stem>_compare.jpg: short x ratio | output | ground truth
 
 
 @dataclass
@@ -101,6 +110,8 @@ class _Decoded:
     gt: np.ndarray | None
     scale_img: np.ndarray | None
     decode_s: float
+    flip: int = 0  # LibRaw flip applied to every image written for this file (0: sensor orientation)
+    brightened: np.ndarray | None = None  # the input rendered by LibRaw, brightened by the ratio (--compare)
 
 
 _FILE_ERRORS: tuple = (SidFtError, OSError)
@@ -148,30 +159,80 @@ def _decode(job: Job, opts: InferOptions, in_channels: int, scale: int) -> _Deco
         if rendering.shape == gt.shape:
             m = float(np.mean(rendering))
             scale_img = rendering * np.float32(float(np.mean(gt)) / m) if m > 0 else rendering
-    return _Decoded(job, x, ratio, image.exposure_s, gt, scale_img, time.perf_counter() - t0)
+    brightened = None
+    if opts.compare:
+        h, w = packed.shape[:2]
+        brightened = sid_raw.render_reference(job.input, brightness=ratio)
+        if brightened.shape != (scale * h, scale * w, 3):
+            raise SidFtError(job.input, f"LibRaw renders it to {brightened.shape[1]}x{brightened.shape[0]} pixels, "
+                                        f"the output is {scale * w}x{scale * h}: no contact sheet can be made")
+    flip = image.flip if job_orientation(job, opts) == "camera" else 0
+    return _Decoded(job, x, ratio, image.exposure_s, gt, scale_img, time.perf_counter() - t0, flip, brightened)
 
 
-def _write(d: _Decoded, rgb: np.ndarray, paths: dict[str, Path], bits: int, metrics: bool,
+def job_orientation(job: Job, opts: InferOptions) -> str:
+    """``opts.orientation``, else the default: 'sensor' for SID pairs (a ground truth is known), 'camera' otherwise.
+
+    SID's pairs are scored in sensor orientation, as SID trained and tested on them; a photographer's
+    own file comes out the way the camera held it (LibRaw's flip, :func:`sid_ft.raw.orient`).
+    """
+    if opts.orientation is not None:
+        return opts.orientation
+    return "sensor" if job.ground_truth is not None else "camera"
+
+
+def _write(d: _Decoded, rgb: np.ndarray, paths: dict[str, Path], opts: InferOptions,
            record: FileRecord) -> FileRecord:
     from sid_ft import pngio
+    from sid_ft.raw import orient
 
     t0 = time.perf_counter()
-    if d.gt is not None and metrics:  # on the network's float output, before it is quantised in place
-        from sid_ft.metrics import psnr, ssim
+    sid = opts.protocol == "sid"
+    if sid and opts.bits == 8:  # the PNGs are exactly the images that are scored, as in SID's evaluation
+        quantise: Callable[[np.ndarray], np.ndarray] = to_uint8_sid
+    else:  # the image is not used after this: quantise in its own memory
+        def quantise(image: np.ndarray) -> np.ndarray:
+            return pngio.to_uint(image, opts.bits, in_place=True)
+    if d.gt is not None and opts.metrics:  # on the network's output, before it is quantised in place
+        record.psnr, record.ssim = _score(rgb, d.gt, sid)
+    if opts.compare:
+        _write_sheet(d, rgb, paths["compare"], opts, record)
+        record.compare = str(paths["compare"])
 
-        record.psnr = psnr(rgb, d.gt)
-        record.ssim = ssim(rgb, d.gt, gaussian=True)
-    # rgb, gt and the scaled input are not used after this: quantise and reorder them in their own memory
-    pngio.write_png(paths["out"], pngio.to_uint(rgb, bits, in_place=True), in_place=True)
+    def save(kind: str, image: np.ndarray) -> None:
+        pngio.write_png(paths[kind], orient(quantise(image), d.flip), in_place=True)
+
+    save("out", rgb)
     if d.gt is not None:
-        pngio.write_png(paths["gt"], pngio.to_uint(d.gt, bits, in_place=True), in_place=True)
+        save("gt", d.gt)
         if d.scale_img is not None:
-            pngio.write_png(paths["scale"], pngio.to_uint(d.scale_img, bits, in_place=True), in_place=True)
+            save("scale", d.scale_img)
     record.write_s = time.perf_counter() - t0
     record.seconds = (record.decode_s or 0) + (record.network_s or 0) + record.write_s
     record.status = "ok"
     return record
 
+
+def _score(output: np.ndarray, reference: np.ndarray, sid: bool) -> tuple[float, float]:
+    """(PSNR, SSIM): on the float images, or with SID's protocol on their 8-bit versions."""
+    if sid:
+        return score_8bit(to_uint8_sid(output), to_uint8_sid(reference))
+    return psnr(output, reference), ssim(output, reference, gaussian=True)
+
+
+def _write_sheet(d: _Decoded, rgb: np.ndarray, path: Path, opts: InferOptions, record: FileRecord) -> None:
+    """``<stem>_compare.jpg``: the input brightened by the ratio | the output | the ground truth, turned like the PNGs."""
+    from sid_ft.compare import Panel, label, write_sheet
+    from sid_ft.raw import orient
+
+    bright_scores = (None, None)
+    if d.gt is not None and opts.metrics:
+        bright_scores = _score(d.brightened, d.gt, opts.protocol == "sid")
+    row = [Panel(orient(d.brightened, d.flip), label(f"short x{d.ratio:g} (LibRaw)", *bright_scores)),
+           Panel(orient(rgb, d.flip), label("output", record.psnr, record.ssim))]
+    if d.gt is not None:
+        row.append(Panel(orient(d.gt, d.flip), label("ground truth")))
+    write_sheet(path, [row])
 
 
 def run_inference(opts: InferOptions, report: Report | None = None,
@@ -194,8 +255,17 @@ def run_inference(opts: InferOptions, report: Report | None = None,
     has_inputs = bool(opts.inputs) or opts.test_list is not None
     if not has_inputs and not opts.export_savedmodel:
         raise SidFtError(None, "nothing to do: give RAW files, folders or globs, --test-list, or --export-savedmodel")
+    if opts.protocol not in PROTOCOLS:
+        raise SidFtError(None, f"--protocol {opts.protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+    if opts.protocol == "sid" and (opts.test_list is None or opts.inputs):
+        raise SidFtError(None, "--protocol sid scores SID's test pairs: give --test-list with a SID list file or a "
+                               "SID-layout folder (short/, long/), and no other inputs")
+    if opts.bits is None:
+        opts = replace(opts, bits=8 if opts.protocol == "sid" else 16)
     if opts.bits not in (8, 16):
         raise SidFtError(None, f"--bits {opts.bits}: only 8 and 16 are supported")
+    if opts.orientation not in (None, *ORIENTATIONS):
+        raise SidFtError(None, f"--orientation {opts.orientation!r}: expected one of {', '.join(ORIENTATIONS)}")
     for name, value in (("--ratio", opts.ratio), ("--target-exposure", opts.target_exposure)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise SidFtError(None, f"{name} {value!r} must be a positive number")
@@ -219,7 +289,7 @@ def run_inference(opts: InferOptions, report: Report | None = None,
             stderr_report(message)
 
     if has_inputs:
-        jobs, problems = make_jobs(opts.inputs, opts.test_list, opts.ratio_cap)
+        jobs, problems = make_jobs(opts.inputs, opts.test_list, opts.ratio_cap, protocol=opts.protocol)
         jobs = select_shard(jobs, opts.shard, key=lambda j: str(j.input))
         for err in select_shard(problems, opts.shard, key=lambda e: str(e.path)):
             failures.append(FileRecord(input=err.path or "", status="failed", reason=err.reason))
@@ -227,7 +297,7 @@ def run_inference(opts: InferOptions, report: Report | None = None,
         out_dir = Path(opts.out_dir)
         if out_dir.exists() and not out_dir.is_dir():
             raise SidFtError(out_dir, "exists and is not a folder")
-        check_outputs(jobs, out_dir)
+        check_outputs(jobs, out_dir, opts.compare)
         out_dir.mkdir(parents=True, exist_ok=True)
 
     own = predictor is None
@@ -253,8 +323,12 @@ def run_inference(opts: InferOptions, report: Report | None = None,
             "camera": predictor.spec.camera,
             "g_add": None if predictor.spec.g_add is None else predictor.spec.g_add.to_dict(),
             "shard": None if opts.shard is None else f"{opts.shard[0]}/{opts.shard[1]}",
+            "orientation": opts.orientation or "camera for files given, sensor for SID pairs",
             "bits": opts.bits, "tile": predictor.tile, "overlap": predictor.overlap if predictor.tile else None,
-            "metrics_note": SSIM_NOTE}
+            "metrics_note": SSIM_NOTE_8BIT if opts.protocol == "sid" else SSIM_NOTE, "protocol": opts.protocol}
+    if opts.protocol == "sid":
+        info["protocol_note"] = SID_PROTOCOL_NOTE
+        info["left_out_scenes"] = list(SID_MISALIGNED_SCENES)
     summary.summary_json, summary.summary_csv = write_summary(opts.out_dir, summary, info, name=name)
     return summary
 
@@ -266,7 +340,7 @@ def _run_jobs(predictor: Predictor, jobs: list[Job], opts: InferOptions, out_dir
     records: list[FileRecord | None] = [None] * len(jobs)
     todo: list[int] = []
     for i, job in enumerate(jobs):
-        paths = output_paths(job, out_dir)
+        paths = output_paths(job, out_dir, opts.compare)
         if opts.skip_existing and all(p.exists() for p in paths.values()):
             records[i] = FileRecord(input=str(job.input), status="skipped", reason="outputs exist (--skip-existing)",
                                     ground_truth=None if job.ground_truth is None else str(job.ground_truth),
@@ -320,6 +394,8 @@ def _run_jobs(predictor: Predictor, jobs: list[Job], opts: InferOptions, out_dir
                 bar.update(1)
                 continue
             rec = FileRecord(input=str(jobs[i].input), status="running", ratio=d.ratio, exposure_s=d.exposure_s,
+                             orientation=job_orientation(jobs[i], opts), flip=d.flip,
+                             left_out=sid_left_out(jobs[i].input) if opts.protocol == "sid" else None,
                              ground_truth=None if jobs[i].ground_truth is None else str(jobs[i].ground_truth),
                              decode_s=d.decode_s)
             t0 = time.perf_counter()
@@ -337,11 +413,11 @@ def _run_jobs(predictor: Predictor, jobs: list[Job], opts: InferOptions, out_dir
                 continue
             rec.network_s = time.perf_counter() - t0
             started[i] = rec
-            paths = output_paths(jobs[i], out_dir)
+            paths = output_paths(jobs[i], out_dir, opts.compare)
             rec.output = str(paths["out"])
             d.packed = None  # free the input while the write is queued
             write_slots.acquire()
-            wf = write_pool.submit(_write, d, rgb, paths, opts.bits, opts.metrics, rec)
+            wf = write_pool.submit(_write, d, rgb, paths, opts, rec)
             wf.add_done_callback(lambda f, i=i: on_written(i, f))
             writes.append((i, wf))
             del d, rgb

@@ -13,7 +13,7 @@ from sid_ft.errors import SidFtError
 __all__ = ["OUTPUT_SUFFIXES", "collect_inputs", "Job", "make_jobs", "output_paths", "check_outputs",
            "resolve_ratio", "Report", "stderr_report"]
 
-OUTPUT_SUFFIXES = {"out": "_out.png", "gt": "_gt.png", "scale": "_scale.png"}
+OUTPUT_SUFFIXES = {"out": "_out.png", "gt": "_gt.png", "scale": "_scale.png", "compare": "_compare.jpg"}
 
 Report = Callable[[str], None]
 
@@ -77,11 +77,16 @@ class Job:
 
 
 def make_jobs(inputs: Sequence[str | os.PathLike] = (), test_list: str | os.PathLike | None = None,
-              ratio_cap: float = 300.0, report: Report = stderr_report) -> tuple[list[Job], list[SidFtError]]:
-    """Jobs for positional inputs and/or a SID pair list (sorted by input path), and the list's problems.
+              ratio_cap: float = 300.0, report: Report = stderr_report,
+              protocol: str = "all") -> tuple[list[Job], list[SidFtError]]:
+    """Jobs for positional inputs and/or SID pairs (sorted by input path), and the pairs' problems.
 
-    Problems in the list (missing files, bad names) are returned, each naming its line, so that
-    the run can count them as failures and go on with the good pairs.
+    ``test_list`` is a SID pair list file or a SID-layout folder (``short/``, ``long/``).
+    ``protocol='sid'`` keeps only the pairs SID's test scripts score
+    (:func:`sid_ft.metrics.sid_test_selection`: test scenes, burst 00, every exposure).
+
+    Problems with the pairs (missing files, bad names) are returned, each naming its file or line,
+    so that the run can count them as failures and go on with the good pairs.
     """
     jobs: dict[str, Job] = {}
     problems: list[SidFtError] = []
@@ -89,9 +94,7 @@ def make_jobs(inputs: Sequence[str | os.PathLike] = (), test_list: str | os.Path
         for p in collect_inputs(inputs):
             jobs.setdefault(os.path.abspath(p), Job(input=p))
     if test_list is not None:
-        from sid_ft.dataset import read_pair_list
-
-        for pair in read_pair_list(test_list, skipped=problems):
+        for pair in _pairs(test_list, protocol, problems):
             try:
                 ratio = pair.ratio(ratio_cap)
             except SidFtError as err:
@@ -102,16 +105,41 @@ def make_jobs(inputs: Sequence[str | os.PathLike] = (), test_list: str | os.Path
     return sorted(jobs.values(), key=lambda j: str(j.input)), problems
 
 
-def output_paths(job: Job, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """``{'out': DIR/<stem>_out.png}`` plus ``'gt'`` and ``'scale'`` when the job has a ground truth."""
-    out = {"out": Path(out_dir) / (job.stem + OUTPUT_SUFFIXES["out"])}
-    if job.ground_truth is not None:
-        for kind in ("gt", "scale"):
-            out[kind] = Path(out_dir) / (job.stem + OUTPUT_SUFFIXES[kind])
-    return out
+def _pairs(test_list: str | os.PathLike, protocol: str, problems: list[SidFtError]) -> list:
+    """The pairs of a list file or SID-layout folder, for ``protocol`` ('all' or 'sid'); problems appended."""
+    from sid_ft.dataset import find_pairs, read_pair_list
+    from sid_ft.metrics import sid_test_selection
+
+    if protocol == "all":
+        if os.path.isdir(test_list):
+            return find_pairs(test_list, skipped=problems)
+        return read_pair_list(test_list, skipped=problems)
+    # SID's selection first, so that problems with pairs SID would not score are not reported
+    if os.path.isdir(test_list):
+        pairs = sid_test_selection(find_pairs(test_list, skipped=problems))
+    else:
+        pairs = sid_test_selection(read_pair_list(test_list, skipped=problems, check_exists=False))
+    if not pairs:
+        raise SidFtError(test_list, "holds no pair that SID's test protocol scores (a test scene, id 1xxxx, "
+                                    "burst 00: <1xxxx>_00_<seconds>s.<ext>)")
+    kept = []
+    for pair in pairs:
+        absent = [p for p in (pair.short_path, pair.long_path) if not os.path.isfile(p)]
+        if absent:
+            problems.append(SidFtError(pair.short_path, "file not found: " + ", ".join(absent)))
+        else:
+            kept.append(pair)
+    return kept
 
 
-def check_outputs(jobs: Sequence[Job], out_dir: Path) -> None:
+def output_paths(job: Job, out_dir: str | os.PathLike, compare: bool = False) -> dict[str, Path]:
+    """``{'out': DIR/<stem>_out.png}``, plus ``'gt'`` and ``'scale'`` when the job has a ground truth and
+    ``'compare'`` (``<stem>_compare.jpg``, the contact sheet) with ``compare``."""
+    kinds = ["out"] + (["gt", "scale"] if job.ground_truth is not None else []) + (["compare"] if compare else [])
+    return {kind: Path(out_dir) / (job.stem + OUTPUT_SUFFIXES[kind]) for kind in kinds}
+
+
+def check_outputs(jobs: Sequence[Job], out_dir: Path, compare: bool = False) -> None:
     """SidFtError when an output would overwrite an input, or two inputs would write the same file."""
     inputs = {}
     for job in jobs:
@@ -121,7 +149,7 @@ def check_outputs(jobs: Sequence[Job], out_dir: Path) -> None:
     owners: dict[str, Path] = {}
     clashes = []
     for job in jobs:
-        for target in output_paths(job, out_dir).values():
+        for target in output_paths(job, out_dir, compare).values():
             real = os.path.realpath(target)
             if real in inputs:
                 raise SidFtError(inputs[real], f"would be overwritten by the output of {job.input}; "

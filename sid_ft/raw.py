@@ -331,7 +331,8 @@ class RawImage:
     SID model the packing is for ('sony' 4-channel / 'fuji' 9-channel, the keys
     of ``sid_ft.model.CAMERAS``); ``origin`` (row, col) of the mosaic where the
     packed footprint starts (non-zero only for X-Trans files in another phase
-    than the X-T2's); ``scale`` (2 or 3) photosites per packed pixel.
+    than the X-T2's); ``scale`` (2 or 3) photosites per packed pixel; ``flip`` LibRaw's
+    orientation of the file (``raw.sizes.flip``, see :func:`orient`; 0 when upright).
     """
     path: str
     packed: np.ndarray
@@ -343,6 +344,7 @@ class RawImage:
     camera: str
     camera_kind: str = "sony"
     origin: tuple[int, int] = (0, 0)
+    flip: int = 0
 
     @property
     def scale(self) -> int:
@@ -384,12 +386,43 @@ def load_raw(path: str | os.PathLike) -> RawImage:
             white = float(raw.white_level)
             visible = tuple(int(s) for s in raw.raw_image_visible.shape[:2])
             exposure = exposure_time(path, raw)
+            flip = int(raw.sizes.flip)
         except rawpy.LibRawError as err:
             raise SidFtError(path, f"RAW data is truncated or corrupted ({_libraw_message(err)})") from err
     cfa = XTRANS_CFA if kind == "fuji" else tile_to_layout(tile)
     return RawImage(path=os.fspath(path), packed=packed, exposure_s=exposure, cfa=cfa,
                     black_level=black, white_level=white, visible_size=visible, camera=camera_name(path),
-                    camera_kind=kind, origin=origin)
+                    camera_kind=kind, origin=origin, flip=flip)
+
+
+# --------------------------------------------------------------------------- orientation
+
+FLIP_NAMES = {0: "upright", 1: "mirrored left-right", 2: "mirrored top-bottom", 3: "rotated 180°",
+              4: "transposed", 5: "rotated 90° counter-clockwise", 6: "rotated 90° clockwise",
+              7: "transposed across the other diagonal"}
+"""What LibRaw's ``flip`` (``raw.sizes.flip``) does to the sensor image when it is applied.  LibRaw maps
+the TIFF/EXIF Orientation tag onto it: 1 -> 0, 3 -> 3, 6 -> 6, 8 -> 5 (2, 4, 5, 7 are the mirrored ones)."""
+
+
+def orient(image: np.ndarray, flip: int) -> np.ndarray:
+    """``image`` (H, W, ...) in sensor orientation turned the way LibRaw turns it for ``flip``.
+
+    LibRaw's output pixel (r, c) is the sensor pixel ``flip_index(r, c)``: with bit 4 the
+    coordinates are swapped, bit 2 reverses the rows, bit 1 the columns.  So: reverse rows
+    (bit 2), reverse columns (bit 1), then transpose (bit 4) — identical, pixel for pixel,
+    to ``postprocess()`` without ``user_flip=0`` (tested for all eight values).  Returns a
+    view (no copy); (W, H, ...) when bit 4 is set.
+    """
+    flip = int(flip)
+    if not 0 <= flip <= 7:
+        raise ValueError(f"LibRaw flip must be 0..7, got {flip}")
+    if flip & 2:
+        image = image[::-1]
+    if flip & 1:
+        image = image[:, ::-1]
+    if flip & 4:
+        image = image.swapaxes(0, 1)
+    return image
 
 
 # --------------------------------------------------------------------------- ground truth
@@ -413,7 +446,7 @@ def _unstretch(rgb: np.ndarray, axis: int, size: int, pixel_aspect: float) -> np
     return np.take(rgb, lo, axis=axis) * (1 - frac) + np.take(rgb, hi, axis=axis) * frac
 
 
-def render_reference(path: str | os.PathLike) -> np.ndarray:
+def render_reference(path: str | os.PathLike, brightness: float = 1.0) -> np.ndarray:
     """SID ground truth of a (long-exposure) RAW file.
 
     LibRaw ``postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True,
@@ -434,7 +467,14 @@ def render_reference(path: str | os.PathLike) -> np.ndarray:
     sensors :func:`pack_raw` refuses, for X-Trans images under 512x512 photosites
     (LibRaw's X-Trans demosaic refuses them), and when LibRaw's rendering cannot
     be mapped onto the mosaic (e.g. Fuji SuperCCD's 45° layout).
+
+    ``brightness`` is LibRaw's ``bright``: the linear values are multiplied by it before
+    the gamma curve (and clip at white), so ``brightness=ratio`` renders a short exposure
+    as a camera would have exposed it ``ratio`` times longer, noise and all — what one
+    gets without the network.
     """
+    if not (math.isfinite(brightness) and brightness > 0):
+        raise ValueError(f"brightness must be a positive number, got {brightness!r}")
     with open_raw(path) as raw:
         try:
             kind, tile = _sensor_tile(raw, path)
@@ -445,7 +485,7 @@ def render_reference(path: str | os.PathLike) -> np.ndarray:
                                        f"{XTRANS_MIN_RENDER} photosites")
             aspect = float(raw.sizes.pixel_aspect)
             rgb = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True,
-                                  output_bps=16, user_flip=0)
+                                  output_bps=16, user_flip=0, bright=float(brightness))
         except rawpy.LibRawError as err:
             raise SidFtError(path, f"LibRaw could not render the file ({_libraw_message(err)})") from err
     img = rgb.astype(np.float32) / np.float32(65535.0)

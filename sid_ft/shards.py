@@ -160,7 +160,7 @@ def merge_shard_summaries(out_dir: str | os.PathLike) -> tuple[RunSummary, list[
     missing = [k for k in range(1, count + 1) if k not in found]
     summary = RunSummary(records=records, wall_s=wall)
     info = {key: first.get(key) for key in ("checkpoint", "model", "camera", "g_add", "bits", "tile", "overlap",
-                                            "metrics_note")}
+                                            "metrics_note", "protocol", "protocol_note", "orientation")}
     info.update(shard=None, merged_from=[found[k][0].name for k in sorted(found)], missing_shards=missing)
     summary.summary_json, summary.summary_csv = write_summary(out_dir, summary, info)
     return summary, missing

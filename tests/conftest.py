@@ -1,4 +1,8 @@
-"""Shared pytest settings: quiet TensorFlow, locate ../shared."""
+"""Shared pytest settings: quiet TensorFlow, locate ../shared.
+
+Real files the tests need are in tests/data (see tests/samples.py); ``shared_dir`` is for tests
+that use ../shared as an extra.
+"""
 import os
 from pathlib import Path
 

@@ -7,8 +7,8 @@ second, separately written description of SID.
     y = reference_forward(prefix, x)          # x (N, h, w, 4) float32 -> (N, 2h, 2w, 3)
 
 The layout (tensor names and shapes) comes from
-../shared/reference/sid_released_checkpoints.json when it is there; otherwise
-from :func:`builtin_layout`, which a test compares with the JSON.
+tests/data/sid_released_checkpoints.json (a copy of ../shared/reference's), or from
+:func:`builtin_layout` when it is missing; a test compares the two.
 """
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REFERENCE_JSON = SHARED / "reference" / "sid_released_checkpoints.json"
+REFERENCE_JSON = Path(__file__).resolve().parent / "data" / "sid_released_checkpoints.json"
 
 _JSON_KEYS = {"sony": "Sony", "fuji": "Fuji"}
 _IO = {"sony": (4, 12), "fuji": (9, 27)}  # packed input channels, g_conv10 channels
@@ -50,7 +49,7 @@ def builtin_layout(camera: str = "sony") -> dict:
 
 
 def released_layout(camera: str = "sony") -> dict:
-    """The layout from the shared reference JSON when present, else :func:`builtin_layout`."""
+    """The layout from the reference JSON in tests/data, else :func:`builtin_layout`."""
     if REFERENCE_JSON.is_file():
         with open(REFERENCE_JSON) as f:
             entry = json.load(f)[_JSON_KEYS[camera]]

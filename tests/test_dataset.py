@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 from sid_ft.dataset import Pair, find_pairs, read_pair_list, split_of
 from sid_ft.errors import SidFtError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from samples import SID_LISTS  # noqa: E402
 
 
 def make_tree(root, shorts, longs):
@@ -123,8 +128,8 @@ SID_LIST_COUNTS = {
 
 
 @pytest.mark.parametrize("name", sorted(SID_LIST_COUNTS))
-def test_real_sid_lists_parse(shared_dir, name):
-    list_file = shared_dir / "samples" / "sid_lists" / name
+def test_real_sid_lists_parse(name):
+    list_file = SID_LISTS / name
     pairs = read_pair_list(list_file, check_exists=False)
     assert len(pairs) == SID_LIST_COUNTS[name]
     camera, split = name.split("_")[:2]
@@ -141,8 +146,8 @@ def test_real_sid_lists_parse(shared_dir, name):
         read_pair_list(list_file, split=other, check_exists=False)
 
 
-def test_real_sony_list_first_line(shared_dir):
-    list_file = shared_dir / "samples" / "sid_lists" / "Sony_test_list.txt"
+def test_real_sony_list_first_line():
+    list_file = SID_LISTS / "Sony_test_list.txt"
     first = read_pair_list(list_file, check_exists=False)[0]
     base = list_file.parent
     assert first == Pair(short_path=str(base / "Sony" / "short" / "10003_00_0.04s.ARW"),
@@ -151,8 +156,8 @@ def test_real_sony_list_first_line(shared_dir):
     assert first.ratio() == pytest.approx(250.0)
 
 
-def test_real_list_needs_the_files_by_default(shared_dir):
-    list_file = shared_dir / "samples" / "sid_lists" / "Sony_val_list.txt"
+def test_real_list_needs_the_files_by_default():
+    list_file = SID_LISTS / "Sony_val_list.txt"
     with pytest.raises(SidFtError, match="234 problem") as info:
         read_pair_list(list_file)
     assert "file not found" in str(info.value) and str(list_file) in str(info.value)

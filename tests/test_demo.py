@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,9 @@ import rawpy
 
 from sid_ft.dataset import find_pairs, read_pair_list
 from sid_ft.demo import NEW_CAMERA, NOISE_CAMERA, SOURCE_CAMERA, DemoSettings, build_dataset, run_demo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sheet_reading import panel_boxes, read_sheet  # noqa: E402
 
 TOY = DemoSettings(crop=128, base_steps=4, base_patch=32, finetune_steps=4, finetune_patch=32,
                    max_crops_per_photo=1, source_photos=("astronaut", "coffee"),
@@ -60,6 +64,16 @@ def test_toy_demo_end_to_end_and_rerun_reuses(tmp_path):
     base_json = json.loads((tmp_path / "checkpoints/demo_sid_base/sid_ft.json").read_text())
     assert base_json["g_add"] is None  # the base is plain SID: what the fine-tuning starts from is what is scored
     assert summary["finetuned_psnr"] != summary["base_psnr"]  # the g_add layers changed the output
+    # the last line names the contact sheet: one row per held-out image, short x ratio | base | fine-tuned | truth
+    sheet_path = Path(messages[-1])
+    assert sheet_path == tmp_path / "checkpoints/demo/demo_compare.jpg" and sheet_path.is_file()
+    sheet = read_sheet(sheet_path)
+    boxes = panel_boxes(sheet)
+    assert [len(row) for row in boxes] == [4, 4]
+    assert all(abs((y1 - y0) - 128) <= 2 and abs((x1 - x0) - 128) <= 2 for row in boxes for y0, y1, x0, x1 in row)
+    first = [sheet[y0 + 3:y1 - 3, x0 + 3:x1 - 3].astype(float) for y0, y1, x0, x1 in boxes[0]]
+    assert np.abs(first[1] - first[2]).mean() > 0.2  # base and fine-tuned differ
+    assert min(np.abs(first[0] - first[k]).mean() for k in (1, 3)) > 1  # the network changed the picture
     metrics = (tmp_path / "checkpoints/demo/metrics.jsonl").read_text()
     again: list[str] = []
     result2 = run_demo(tmp_path, TOY, progress=False, report=again.append)

@@ -16,13 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sid_ft import infer, jobs, pngio, predictor, shards
+from sid_ft import infer, jobs, metrics, pngio, predictor, shards
 from sid_ft import raw as sid_raw
 from sid_ft.dng import write_dng
 from sid_ft.errors import SidFtError
 from sid_ft.metrics import psnr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from samples import RAW_DIR, SHARED_RAW  # noqa: E402
+from sheet_reading import panel_boxes, read_sheet  # noqa: E402
 from sid_reference import reference_forward, write_released_checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,9 +42,10 @@ def scene_mosaic(h: int, w: int, seed: int = 0, black: int = 512, white: int = 1
     return np.clip(np.rint(dn), 0, white).astype(np.uint16)
 
 
-def make_dng(path: Path, h: int = 64, w: int = 96, seed: int = 0, exposure: float | None = 0.1) -> Path:
-    write_dng(path, scene_mosaic(h, w, seed), cfa="RGGB", black_level=512, white_level=16383,
-              exposure_time=exposure)
+def make_dng(path: Path, h: int = 64, w: int = 96, seed: int = 0, exposure: float | None = 0.1,
+             orientation: int = 1, level: float = 0.01) -> Path:
+    write_dng(path, scene_mosaic(h, w, seed, level=level), cfa="RGGB", black_level=512, white_level=16383,
+              exposure_time=exposure, orientation=orientation)
     return path
 
 
@@ -182,6 +185,161 @@ def test_test_list_writes_gt_scale_and_metrics(tmp_path, ckpt):
     assert rec.ssim is not None and -1 <= rec.ssim <= 1
     doc = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert doc["totals"]["mean_psnr"] == pytest.approx(rec.psnr)
+
+
+# --------------------------------------------------------------------------- SID's protocol
+
+SID_LONGS = ["00001_00_10s", "10003_00_10s", "10034_00_10s", "10045_00_30s", "10172_00_10s", "20005_00_10s"]
+SID_SHORTS = ["00001_00_0.1s", "10003_00_0.1s", "10003_00_0.04s", "10003_01_0.1s", "10003_01_0.04s",
+              "10034_00_0.1s", "10034_01_0.1s", "10045_00_0.1s", "10172_00_0.033s", "10172_05_0.033s",
+              "20005_00_0.1s"]
+SID_SCORED = ["10003_00_0.04s", "10003_00_0.1s", "10034_00_0.1s", "10045_00_0.1s", "10172_00_0.033s"]
+
+
+@pytest.fixture(scope="module")
+def sid_set(tmp_path_factory) -> Path:
+    """A SID-layout set: train/test/val scenes, bursts 00 and others, the three misaligned scene ids."""
+    root = tmp_path_factory.mktemp("sid")
+    (root / "long").mkdir()
+    (root / "short").mkdir()
+    for i, name in enumerate(SID_LONGS):
+        make_dng(root / "long" / f"{name}.dng", 32, 48, seed=i, level=0.4)
+    for name in SID_SHORTS:
+        seed = SID_LONGS.index(next(n for n in SID_LONGS if n[:5] == name[:5]))
+        make_dng(root / "short" / f"{name}.dng", 32, 48, seed=seed, level=0.004)
+    longs = {n[:5]: n for n in SID_LONGS}
+    (root / "Sony_test_list.txt").write_text("".join(f"./short/{n}.dng ./long/{longs[n[:5]]}.dng ISO200 F8\n"
+                                                     for n in SID_SHORTS))
+    return root
+
+
+@pytest.mark.parametrize("source", ["folder", "list"])
+def test_sid_protocol_scores_what_sids_scripts_score(tmp_path, ckpt, sid_set, source):
+    test_list = sid_set if source == "folder" else sid_set / "Sony_test_list.txt"
+    out = tmp_path / "o"
+    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(test_list), out_dir=str(out),
+                                               protocol="sid", progress=False))
+    assert s.failed == 0, [(r.input, r.reason) for r in s.records]
+    assert sorted(Path(r.input).stem for r in s.records) == SID_SCORED
+    by_stem = {Path(r.input).stem: r for r in s.records}
+    assert by_stem["10003_00_0.04s"].ratio == 250 and by_stem["10045_00_0.1s"].ratio == 300  # min(long/short, 300)
+    left_out = sorted(Path(r.input).stem[:5] for r in s.records if r.left_out)
+    assert left_out == ["10034", "10045", "10172"]
+    # 8-bit PNGs, and the scores are those of the files written (as SID scored its PNGs)
+    for stem in SID_SCORED:
+        o8, g8 = (pngio.read_png(out / f"{stem}_{k}.png") for k in ("out", "gt"))
+        assert o8.dtype == np.uint8 and g8.dtype == np.uint8
+        mse = np.mean((o8.astype(np.float64) - g8.astype(np.float64)) ** 2)
+        assert by_stem[stem].psnr == pytest.approx(10 * np.log10(255.0 ** 2 / mse), abs=1e-9)
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["protocol"] == "sid" and "burst 00" in doc["protocol_note"]
+    assert doc["left_out_scenes"] == ["10034", "10045", "10172"]
+    kept = [by_stem[n] for n in SID_SCORED if n.startswith("10003")]
+    assert doc["totals"]["mean_psnr"] == pytest.approx(np.mean([r.psnr for r in kept]))
+    assert doc["totals"]["mean_ssim"] == pytest.approx(np.mean([r.ssim for r in kept]))
+    assert doc["totals"]["scored_in_means"] == 2 and len(doc["totals"]["left_out_of_means"]) == 3
+    assert all(f["left_out"] for f in doc["files"] if Path(f["input"]).stem[:5] in metrics.SID_MISALIGNED_SCENES)
+
+
+def test_protocol_all_scores_every_pair_in_float(tmp_path, ckpt, sid_set):
+    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(sid_set / "Sony_test_list.txt"),
+                                               out_dir=str(tmp_path / "o"), progress=False))
+    assert len(s.records) == len(SID_SHORTS) and not any(r.left_out for r in s.records)
+    assert pngio.read_png(tmp_path / "o" / "00001_00_0.1s_out.png").dtype == np.uint16
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["protocol"] == "all"
+
+
+def test_sid_protocol_usage_errors(tmp_path, ckpt, sid_set):
+    with pytest.raises(SidFtError, match="--test-list"):
+        infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(sid_set / "short")], ratio=3,
+                                               out_dir=str(tmp_path / "o"), protocol="sid"))
+    (tmp_path / "train_only.txt").write_text("./short/00001_00_0.1s.dng ./long/00001_00_10s.dng\n")
+    (tmp_path / "short").symlink_to(sid_set / "short")
+    (tmp_path / "long").symlink_to(sid_set / "long")
+    with pytest.raises(SidFtError, match="train_only.txt.*burst 00"):
+        infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(tmp_path / "train_only.txt"),
+                                               out_dir=str(tmp_path / "o"), protocol="sid"))
+    proc = run_cli("--checkpoint", ckpt, "--out-dir", str(tmp_path / "o"), "--protocol", "sid", str(sid_set))
+    assert proc.returncode == 2 and "--protocol sid" in proc.stderr
+
+
+# --------------------------------------------------------------------------- contact sheets
+
+
+def test_compare_sheets_show_brightened_input_output_and_ground_truth(tmp_path, ckpt, sid_set):
+    out = tmp_path / "o"
+    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(sid_set / "Sony_test_list.txt"),
+                                               out_dir=str(out), protocol="sid", compare=True, progress=False))
+    rec = next(r for r in s.records if Path(r.input).stem == "10003_00_0.1s")
+    assert rec.compare == str(out / "10003_00_0.1s_compare.jpg")
+    sheet = read_sheet(rec.compare)
+    boxes = panel_boxes(sheet, min_run=40)
+    assert len(boxes) == 1 and len(boxes[0]) == 3  # short x ratio | output | ground truth
+    sizes = {(y1 - y0, x1 - x0) for y0, y1, x0, x1 in boxes[0]}
+    assert all(abs(h - 32) <= 2 and abs(w - 48) <= 2 for h, w in sizes)  # small images are not enlarged
+    crops = [sheet[y0 + 2:y0 + 30, x0 + 2:x0 + 46].astype(float) for y0, y1, x0, x1 in boxes[0]]
+    # the middle panel is the output as written (8-bit PNG), the right one the ground truth
+    o8 = pngio.read_png(out / "10003_00_0.1s_out.png")[2:30, 2:46].astype(float)
+    g8 = pngio.read_png(out / "10003_00_0.1s_gt.png")[2:30, 2:46].astype(float)
+    assert np.abs(crops[1] - o8).mean() < np.abs(crops[1] - g8).mean()
+    assert np.abs(crops[2] - g8).mean() < 4 and np.abs(crops[1] - o8).mean() < 8  # JPEG error (on noise) only
+    # the left panel is LibRaw's rendering brightened 100x: about as bright as the long exposure, unlike the raw short
+    bright = sid_raw.render_reference(sid_set / "short" / "10003_00_0.1s.dng", brightness=100)
+    assert np.abs(crops[0] - np.floor(bright[2:30, 2:46] * 255 + 0.5)).mean() < 4
+    assert abs(crops[0].mean() - crops[2].mean()) < 0.25 * crops[2].mean()
+    # a file without a ground truth: two panels
+    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(make_dng(tmp_path / "p.dng", 32, 48))],
+                                               out_dir=str(tmp_path / "f"), ratio=20, compare=True, progress=False))
+    assert [len(r) for r in panel_boxes(read_sheet(s.records[0].compare), min_run=40)] == [2]
+
+
+# --------------------------------------------------------------------------- orientation
+
+
+def test_portrait_dng_comes_out_portrait_with_camera_orientation(tmp_path, ckpt):
+    dng = make_dng(tmp_path / "portrait.dng", 32, 48, orientation=6)  # TIFF 6: rotate 90 degrees clockwise
+    outs = {}
+    for orientation in ("camera", "sensor", None):
+        out = tmp_path / str(orientation)
+        s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(out), ratio=50,
+                                                   orientation=orientation, progress=False))
+        assert s.records[0].orientation == (orientation or "camera")  # a file given: camera by default
+        outs[orientation] = pngio.read_png(out / "portrait_out.png")
+    assert outs["camera"].shape == (48, 32, 3)  # portrait
+    assert outs["sensor"].shape == (32, 48, 3)  # landscape, as the sensor recorded it
+    np.testing.assert_array_equal(outs["camera"], np.rot90(outs["sensor"], k=-1))
+    np.testing.assert_array_equal(outs[None], outs["camera"])
+    with pytest.raises(SidFtError, match="--orientation"):
+        infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "x"),
+                                               ratio=50, orientation="upright"))
+
+
+def test_pairs_stay_in_sensor_orientation_unless_asked(tmp_path, ckpt):
+    """With --test-list the default is sensor; --orientation camera turns output, ground truth and scale alike."""
+    data = tmp_path / "data"
+    (data / "long").mkdir(parents=True)
+    (data / "short").mkdir()
+    make_dng(data / "long" / "10001_00_10s.dng", 32, 48, seed=1, orientation=8, level=0.4)
+    make_dng(data / "short" / "10001_00_0.1s.dng", 32, 48, seed=1, orientation=8, level=0.004)
+    (data / "list.txt").write_text("./short/10001_00_0.1s.dng ./long/10001_00_10s.dng ISO200 F8\n")
+    shapes, records = {}, {}
+    for orientation in (None, "camera"):
+        out = tmp_path / str(orientation)
+        s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(data / "list.txt"),
+                                                   out_dir=str(out), orientation=orientation, progress=False))
+        records[orientation] = s.records[0]
+        shapes[orientation] = {k: pngio.read_png(out / f"10001_00_0.1s_{k}.png").shape for k in ("out", "gt", "scale")}
+    assert set(shapes[None].values()) == {(32, 48, 3)}
+    assert set(shapes["camera"].values()) == {(48, 32, 3)}  # TIFF 8: 90 degrees counter-clockwise
+    assert records[None].orientation == "sensor" and records["camera"].flip == 5
+    assert records["camera"].psnr == pytest.approx(records[None].psnr)  # the same images, turned
+
+
+def test_help_states_the_orientation_defaults():
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "--orientation {sensor,camera}" in text and "Default: camera for files and folders you give" in text
 
 
 # --------------------------------------------------------------------------- bad files
@@ -394,13 +552,15 @@ def test_savedmodel_reproduces_test_py_output(tmp_path, ckpt):
 # --------------------------------------------------------------------------- real files
 
 
-def test_real_camera_samples_end_to_end(tmp_path, ckpt, shared_dir):
-    samples = shared_dir / "samples" / "raw"
-    files = sorted(p for p in samples.iterdir() if p.suffix.lower() in sid_raw.RAW_EXTENSIONS)
-    if not files:
-        pytest.skip(f"no RAW samples in {samples}")
-    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(samples)], out_dir=str(tmp_path),
-                                               ratio=1.0, progress=False))
+def test_real_camera_samples_end_to_end(tmp_path, ckpt):
+    # the repository's samples (tests/data/raw), and those only ../shared/samples/raw has when it is there
+    extras = sorted(p for p in SHARED_RAW.glob("*") if p.suffix.lower() in sid_raw.RAW_EXTENSIONS
+                    and not (RAW_DIR / p.name).exists()) if SHARED_RAW.is_dir() else []
+    files = sorted(p for p in RAW_DIR.iterdir() if p.suffix.lower() in sid_raw.RAW_EXTENSIONS) + extras
+    assert len(files) >= 3
+    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(RAW_DIR)] + [str(p) for p in extras],
+                                               out_dir=str(tmp_path), ratio=1.0, progress=False))
+    assert len(s.records) == len(files)
     assert s.failed == 0, [(r.input, r.reason) for r in s.records if r.status == "failed"]
     for f in files:
         packed = sid_raw.load_raw(f).packed

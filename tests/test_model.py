@@ -11,8 +11,10 @@ from sid_ft._tf import tf1
 from sid_ft.model import (CAMERAS, UPSAMPLE_FILTER_NAMES, GAddConfig, expected_variables, g_add_head,
                           sid_network, sid_unet)
 try:  # `python -m pytest` from the repo root
+    from tests.samples import RELEASED_JSON
     from tests.sid_reference import builtin_layout
 except ImportError:  # plain `pytest`: tests/ itself is on sys.path
+    from samples import RELEASED_JSON
     from sid_reference import builtin_layout
 
 tf = tf1()
@@ -26,8 +28,8 @@ def _session():
 
 
 @pytest.mark.parametrize("camera,key", [("sony", "Sony"), ("fuji", "Fuji")])
-def test_base_variables_equal_released_checkpoint_layout(shared_dir, camera, key):
-    with open(shared_dir / "reference" / "sid_released_checkpoints.json") as f:
+def test_base_variables_equal_released_checkpoint_layout(camera, key):
+    with open(RELEASED_JSON) as f:
         released = json.load(f)[key]["model"]
     with tf.Graph().as_default():
         x = tf.placeholder(tf.float32, [None, None, None, CAMERAS[camera].in_channels])
@@ -39,8 +41,8 @@ def test_base_variables_equal_released_checkpoint_layout(shared_dir, camera, key
 
 
 @pytest.mark.parametrize("camera,key", [("sony", "Sony"), ("fuji", "Fuji")])
-def test_builtin_layout_of_test_helper_equals_json(shared_dir, camera, key):
-    with open(shared_dir / "reference" / "sid_released_checkpoints.json") as f:
+def test_builtin_layout_of_test_helper_equals_json(camera, key):
+    with open(RELEASED_JSON) as f:
         released = json.load(f)[key]
     layout = builtin_layout(camera)
     assert layout["model"] == released["model"]

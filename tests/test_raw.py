@@ -1,6 +1,9 @@
 """sid_ft.raw: SID packing for any Bayer layout, loading, ground truth, exposure, bad input."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rawpy
@@ -9,7 +12,10 @@ import tifffile
 from sid_ft.dng import write_dng
 from sid_ft.errors import SidFtError
 from sid_ft.raw import (RAW_EXTENSIONS, cfa_pattern, exposure_from_name, exposure_ratio, exposure_time,
-                        load_raw, open_raw, pack_mosaic, pack_raw, render_reference, sid_name_parts)
+                        load_raw, open_raw, orient, pack_mosaic, pack_raw, render_reference, sid_name_parts)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from samples import raw_sample, raw_sample_names  # noqa: E402
 
 SONY_BLACK, SONY_WHITE = 512, 16383  # Sony A7S II, the camera of SID's Sony set
 
@@ -147,10 +153,10 @@ SAMPLES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLES))
-def test_real_samples_pack_like_a_per_photosite_computation(shared_dir, name):
+@pytest.mark.parametrize("name", raw_sample_names(SAMPLES))
+def test_real_samples_pack_like_a_per_photosite_computation(name):
     layout, size, black_expected, white_expected, shutter = SAMPLES[name]
-    path = shared_dir / "samples" / "raw" / name
+    path = raw_sample(name)
     with open_raw(path) as raw:
         # the README's facts
         assert raw.color_desc == b"RGBG"
@@ -178,15 +184,15 @@ def test_real_samples_pack_like_a_per_photosite_computation(shared_dir, name):
     assert packed.max() > 0.05  # real content, not an all-zero accident
 
 
-def test_real_sample_non_square_pixels_facts(shared_dir):
-    with open_raw(shared_dir / "samples" / "raw" / "Kodak_DC120_DC120IMG_P003908.KDC") as raw:
+def test_real_sample_non_square_pixels_facts():
+    with open_raw(raw_sample("Kodak_DC120_DC120IMG_P003908.KDC")) as raw:
         assert raw.sizes.pixel_aspect == pytest.approx(1.53, abs=0.01)
-    with open_raw(shared_dir / "samples" / "raw" / "Canon_PowerShot_S40_CRW_0101.CRW") as raw:
+    with open_raw(raw_sample("Canon_PowerShot_S40_CRW_0101.CRW")) as raw:
         assert raw.sizes.pixel_aspect == 1.0
 
 
-def test_render_reference_square_pixels_is_sids_postprocess(shared_dir):
-    path = shared_dir / "samples" / "raw" / "Canon_PowerShot_S40_CRW_0101.CRW"
+def test_render_reference_square_pixels_is_sids_postprocess():
+    path = raw_sample("Canon_PowerShot_S40_CRW_0101.CRW")
     gt = render_reference(path)
     with open_raw(path) as raw:
         rgb = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16)
@@ -194,13 +200,13 @@ def test_render_reference_square_pixels_is_sids_postprocess(shared_dir):
     assert np.array_equal(gt, rgb.astype(np.float32) / 65535)
 
 
-def test_render_reference_non_square_pixels_is_aligned_with_the_mosaic(shared_dir):
+def test_render_reference_non_square_pixels_is_aligned_with_the_mosaic():
     """DC120: LibRaw stretches 848 -> 1301 columns; we resample back onto the mosaic grid.
 
     Stretching our result again the way LibRaw does (linear, output column j from source
     position j / aspect) must reproduce LibRaw's image best with no shift at all.
     """
-    path = shared_dir / "samples" / "raw" / "Kodak_DC120_DC120IMG_P003908.KDC"
+    path = raw_sample("Kodak_DC120_DC120IMG_P003908.KDC")
     gt = render_reference(path).astype(np.float64)
     with open_raw(path) as raw:
         stretched = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True,
@@ -232,6 +238,25 @@ def test_render_reference_ignores_orientation_and_crops_to_packed_footprint(tmp_
     gt = render_reference(tmp_path / "r.dng")
     assert gt.shape == (2 * h, 2 * w, 3) == (32, 48, 3)
     assert gt.dtype == np.float32 and 0 <= gt.min() and gt.max() <= 1
+
+
+@pytest.mark.parametrize("tiff_orientation,flip", [(1, 0), (2, 1), (3, 3), (4, 2), (5, 4), (6, 6), (7, 7), (8, 5)])
+def test_orient_turns_the_rendering_as_libraw_does(tmp_path, tiff_orientation, flip):
+    # independent reference: LibRaw's own rotation (postprocess without user_flip=0) of the same file
+    path = tmp_path / "o.dng"
+    write_dng(path, scene_mosaic(32, 48), cfa="RGGB", black_level=SONY_BLACK, white_level=SONY_WHITE,
+              orientation=tiff_orientation)
+    image = load_raw(path)
+    assert image.flip == flip
+    with open_raw(path) as raw:
+        libraw = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16)
+    turned = orient(render_reference(path), image.flip)
+    assert turned.shape == libraw.shape == ((48, 32, 3) if flip & 4 else (32, 48, 3))
+    np.testing.assert_array_equal(np.rint(turned * 65535).astype(np.uint16), libraw)
+    if tiff_orientation == 6:  # 90 degrees clockwise: the sensor's top-left ends top-right
+        np.testing.assert_array_equal(turned, np.rot90(render_reference(path), k=-1))
+    with pytest.raises(ValueError):
+        orient(turned, 8)
 
 
 # --------------------------------------------------------------------------- exposure
@@ -332,8 +357,8 @@ def test_truncated_dng_fails_at_open_not_later(tmp_path):
 @pytest.mark.parametrize("name,cut", [("Canon_PowerShot_S40_CRW_0101.CRW", 0.5),
                                       ("Kodak_DC120_DC120IMG_P003908.KDC", 0.5),
                                       ("Kodak_DC120_DC120IMG_P003913.KDC", 0.1)])
-def test_truncated_real_files(shared_dir, tmp_path, name, cut):
-    data = (shared_dir / "samples" / "raw" / name).read_bytes()
+def test_truncated_real_files(tmp_path, name, cut):
+    data = raw_sample(name).read_bytes()
     path = tmp_path / name
     path.write_bytes(data[: int(len(data) * cut)])
     # CRW keeps its directory at the end: LibRaw no longer recognises the format;

@@ -18,6 +18,9 @@ from sid_ft.errors import SidFtError
 from sid_ft.simulate import (NoiseParams, estimate_from_dark_frames, format_exposure, parse_heavy_tail,
                              simulate_short, unprocess_srgb)
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from samples import raw_sample  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -380,7 +383,7 @@ def test_cli_writes_pairs(long_dngs, tmp_path):
     assert noise["gain"] == 2 and noise["read_noise_dist"] == "tukey-lambda" and noise["read_noise_shape"] == -0.1
 
 
-def test_make_pairs_on_a_real_camera_file(shared_dir, tmp_path):
+def test_make_pairs_on_a_real_camera_file(tmp_path):
     """A real Kodak DC120 KDC (GRBG, black 0, white 255, ~1/275 s): layout, levels and exposure carry over."""
     pytest.importorskip("sid_ft.raw")
     dataset = pytest.importorskip("sid_ft.dataset")
@@ -388,9 +391,7 @@ def test_make_pairs_on_a_real_camera_file(shared_dir, tmp_path):
 
     from sid_ft.simulate import make_pairs
 
-    src = shared_dir / "samples" / "raw" / "Kodak_DC120_DC120IMG_P003908.KDC"
-    if not src.exists():
-        pytest.skip(f"sample not found: {src}")
+    src = raw_sample("Kodak_DC120_DC120IMG_P003908.KDC")
     pairs = make_pairs(src, tmp_path / "kdc", ratios=(100,), params=NoiseParams(gain=0.5, read_noise=1.0))
     (pair,) = pairs
     assert Path(pair.long_path).name == "00001_00_0.00364s.dng"

@@ -19,6 +19,7 @@ from sid_ft.model import GAddConfig
 from sid_ft.sampling import Patch
 from sid_ft import checkpoint as ckpt
 
+from tests.samples import RELEASED_JSON
 from tests.sid_reference import write_released_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,12 +70,10 @@ def test_end_to_end_keeps_base_and_adds_g_add(dataset, pretrained, tmp_path):
     before = tf.train.load_checkpoint(pretrained)
     after = tf.train.load_checkpoint(result.checkpoint)
     shapes = after.get_variable_to_shape_map()
-    released = json.loads((ROOT.parent / "shared/reference/sid_released_checkpoints.json").read_text())["Sony"][
-        "model"] if (ROOT.parent / "shared").is_dir() else None
+    released = json.loads(RELEASED_JSON.read_text())["Sony"]["model"]
     base_names = [n for n in before.get_variable_to_shape_map() if ckpt.classify_tensor(n) == "base"]
     assert len(base_names) == 42
-    if released is not None:
-        assert sorted(base_names) == sorted(released)
+    assert sorted(base_names) == sorted(released)
     for name in base_names:
         np.testing.assert_array_equal(after.get_tensor(name), before.get_tensor(name), err_msg=name)
     g_add = [n for n in shapes if n.startswith("g_add") and "Adam" not in n]
