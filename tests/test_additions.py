@@ -44,7 +44,7 @@ def adapted(dataset, pretrained, tmp_path_factory) -> str:
     train_dir = tmp_path_factory.mktemp("adapted")
     result = train(TrainOptions(dataset_dir=str(dataset), pretrained=pretrained, train_dir=str(train_dir), steps=5,
                                 patch_size=16, lr=3e-2, save_every=1000, log_every=1, progress=False,
-                                g_add_affine=True, g_add_rank=4, g_add_width=8), report=lambda m: None)
+                                g_add_head=True, g_add_affine=True, g_add_rank=4, g_add_width=8), report=lambda m: None)
     assert result.mode == "inside"
     return str(train_dir)
 

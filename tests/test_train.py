@@ -57,7 +57,7 @@ def dataset(tmp_path_factory) -> Path:
 
 def _opts(dataset: Path, pretrained: str, train_dir: Path, **kw) -> TrainOptions:
     base = dict(dataset_dir=str(dataset), pretrained=pretrained, train_dir=str(train_dir), steps=6, patch_size=16,
-                save_every=1000, log_every=1, progress=False, g_add_width=8, lr=1e-3)
+                save_every=1000, log_every=1, progress=False, g_add_width=8, lr=1e-3, g_add_head=True, g_add_rank=0)
     base.update(kw)
     return TrainOptions(**base)
 
@@ -87,6 +87,16 @@ def test_end_to_end_keeps_base_and_adds_g_add(dataset, pretrained, tmp_path):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["mode"] == "cached" and len(config["pairs"]) == 2
     assert list((tmp_path / "run").glob("events.out.tfevents.*"))
+
+
+def test_default_design_trains_additions_inside_at_its_rate(dataset, pretrained, tmp_path):
+    result = train(TrainOptions(dataset_dir=str(dataset), pretrained=pretrained, train_dir=str(tmp_path / "run"),
+                                steps=2, patch_size=16, progress=False), report=lambda m: None)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert result.mode == config["mode"] == "inside" and config["lr"] == pytest.approx(3e-4)
+    assert config["g_add"] == GAddConfig(head=False, rank=32).to_dict()
+    names = tf1().train.load_checkpoint(result.checkpoint).get_variable_to_shape_map()
+    assert names["g_add/g_conv5_1/down/weights"] == [3, 3, 256, 32] and "g_add_out/weights" not in names
 
 
 def test_loss_goes_down(dataset, pretrained, tmp_path):
