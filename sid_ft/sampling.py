@@ -137,6 +137,10 @@ class PatchSampler:
     exposure, or cached network features), ``gts[i]`` its full-resolution ground truth.
     Crops are cut here; the flips are returned as flags and applied in the graph, so
     that they can act after a frozen network (see :func:`sid_ft.train.augment`).
+
+    The patches of training step ``i`` depend only on ``seed`` and ``i`` (a generator seeded
+    with ``(seed, i)`` per step, ``first_step`` being the step the run starts or resumes at),
+    so a run that was stopped and resumed sees exactly the patches an uninterrupted run sees.
     """
 
     def __init__(
@@ -148,13 +152,17 @@ class PatchSampler:
         seed: int = 0,
         augment: bool = True,
         names: Sequence[str] | None = None,
+        first_step: int = 0,
     ):
         if not sources:
             raise SidFtError(None, "no training pairs to sample from")
         self.sources, self.gts, self.ratios = list(sources), list(gts), list(ratios)
         self.patch_size = int(patch_size)
         self.augment = augment
-        self.rng = np.random.default_rng(seed)
+        if int(seed) < 0:
+            raise SidFtError(None, f"--seed {seed}: must be 0 or more")
+        self.seed = int(seed)
+        self.step = int(first_step)  # the step whose patches sample() returns next
         for i, arrays in enumerate(self.sources):
             h, w = arrays[0].shape[:2]
             if h < self.patch_size or w < self.patch_size:
@@ -166,16 +174,22 @@ class PatchSampler:
                 )
 
     def sample(self) -> Patch:
-        i = int(self.rng.integers(len(self.sources)))
+        """The patch of the next step (one caller at a time: steps are numbered in call order)."""
+        rng = np.random.default_rng([self.seed, self.step])
+        self.step += 1
+        return self._draw(rng)
+
+    def _draw(self, rng: np.random.Generator) -> Patch:
+        i = int(rng.integers(len(self.sources)))
         arrays, gt = self.sources[i], self.gts[i]
         h, w = arrays[0].shape[:2]
         s = gt.shape[0] // h
         p = self.patch_size
-        y = int(self.rng.integers(h - p + 1))
-        x = int(self.rng.integers(w - p + 1))
+        y = int(rng.integers(h - p + 1))
+        x = int(rng.integers(w - p + 1))
         packed = [np.asarray(a[y : y + p, x : x + p], dtype=np.float32) for a in arrays]
         gt_crop = np.asarray(gt[s * y : s * (y + p), s * x : s * (x + p)], dtype=np.float32)
-        flags = self.rng.integers(0, 2, size=3).astype(bool) if self.augment else np.zeros(3, bool)
+        flags = rng.integers(0, 2, size=3).astype(bool) if self.augment else np.zeros(3, bool)
         return Patch(index=i, packed=packed, gt=gt_crop, ratio=float(self.ratios[i]), flags=flags)
 
 

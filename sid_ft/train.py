@@ -36,7 +36,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from sid_ft import __version__, atomic
+from sid_ft import __version__, atomic, preempt, runlock
 from sid_ft.errors import SidFtError
 from sid_ft.dataset import Pair, find_pairs, read_pair_list
 from sid_ft.sampling import (BackgroundLoader, CachedPair, DecodeCache, Patch, PatchSampler, load_npy,
@@ -81,6 +81,7 @@ class TrainOptions:
     camera: str | None = None  # 'sony' | 'fuji'; None: from the files' packing (4 or 9 channels)
     from_scratch: bool = False  # explicit: start from random weights instead of --pretrained
     progress: bool = True
+    force_unlock: bool = False  # take the train dir's lock even if another run seems to hold it
 
 
 @dataclass
@@ -91,6 +92,7 @@ class TrainResult:
     mode: str
     resumed: bool
     skipped: list[str] = field(default_factory=list)
+    stopped_by: str | None = None  # 'SIGTERM' / 'SIGUSR1' when a signal stopped the run before its end
 
 
 # --------------------------------------------------------------------------- scopes
@@ -374,7 +376,18 @@ def run_length(opts: TrainOptions, loaded: Sequence[CachedPair], previous: dict 
 
 
 def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainResult:
-    """Run (or resume) a fine-tuning job described by ``opts``; returns where the final checkpoint is."""
+    """Run (or resume) a fine-tuning job described by ``opts``; returns where the final checkpoint is.
+
+    Holds the train dir's lock (:mod:`sid_ft.runlock`) while it runs.  SIGTERM or SIGUSR1
+    (:mod:`sid_ft.preempt`) end the run after the current step with a checkpoint and a record in
+    ``metrics.jsonl``; the result's ``stopped_by`` then names the signal.
+    """
+    with runlock.TrainDirLock(opts.train_dir, force=opts.force_unlock, report=report), \
+            preempt.stop_on_signals() as stop:
+        return _train(opts, report, stop)
+
+
+def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.StopRequest) -> TrainResult:
     from tqdm import tqdm
 
     tf = tf1()
@@ -468,7 +481,7 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
             sources = [[cp.short] for cp in loaded]
         sampler = PatchSampler(
             sources, [cp.gt for cp in loaded], [cp.ratio for cp in loaded], opts.patch_size,
-            seed=opts.seed + start, names=[cp.pair.short_path for cp in loaded],
+            seed=opts.seed, first_step=start, names=[cp.pair.short_path for cp in loaded],
         )
         spec_info = {"camera": camera, "g_add": None if g_add is None else g_add.to_dict()}
         writer = tf.summary.FileWriter(str(train_dir))
@@ -493,7 +506,7 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
         loader = BackgroundLoader(sampler.sample, depth=8)
         try:
             with open(metrics_path, "a") as metrics:
-                while step < total_steps:
+                while step < total_steps and not stop.requested:
                     t0 = time.perf_counter()
                     patch = loader.get()
                     t1 = time.perf_counter()
@@ -517,8 +530,15 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
                         _tb_scalars(writer, step, {"loss": loss, "learning_rate": lr, "step_time_s": t2 - t1})
                     if step % opts.save_every == 0 and step < total_steps:
                         last_saved = save(step)
-            if step > start or not latest:
+            preempted = stop.requested and step < total_steps  # a signal after the last step changes nothing
+            just_saved = preempted and step > start and step % opts.save_every == 0  # by the periodic save
+            if (step > start or not latest) and not just_saved:
                 last_saved = save(step)
+            if preempted:
+                with open(metrics_path, "a") as metrics:
+                    metrics.write(json.dumps(preempt.stop_record(step, stop, last_saved)) + "\n")
+                report(f"stopped by {stop.signal_name} at step {step} of {total_steps}: saved {last_saved}; "
+                       "run the same command again to resume")
         except KeyboardInterrupt:
             if step > start:
                 last_saved = save(step)
@@ -528,7 +548,8 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
             loader.close()
             bar.close()
             writer.close()
-    return TrainResult(str(last_saved), step, last_loss, mode, bool(latest), skipped)
+    return TrainResult(str(last_saved), step, last_loss, mode, bool(latest), skipped,
+                       stop.signal_name if step < total_steps else None)
 
 
 def sample_images(sess, tg: TrainGraph, sampler: PatchSampler, loaded, scale: int, writer, train_dir: Path,
