@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--ratio-cap", type=float, default=d.ratio_cap,
                       help="amplification ratio = min(long/short exposure, cap) (default: %(default)s)")
     data.add_argument("--cache-dir", help="decoded-image and feature cache (default: TRAIN_DIR/cache)")
+    data.add_argument("--cache-max-gb", type=float, default=None,
+                      help="most disk the caches may take, GB (1e9 bytes), those already there included; checked "
+                           "before anything is decoded: if the decoded images do not fit the run stops, if only "
+                           "the feature cache does not it trains without it (default: 90%% of the free space)")
 
     model = p.add_argument_group("model and checkpoints")
     model.add_argument("--pretrained", default=d.pretrained,

@@ -36,7 +36,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from sid_ft import __version__, atomic, preempt, runlock
+from sid_ft import __version__, atomic, cachesize, preempt, runlock
 from sid_ft.errors import SidFtError
 from sid_ft.dataset import Pair, find_pairs, read_pair_list
 from sid_ft.sampling import (BackgroundLoader, CachedPair, DecodeCache, Patch, PatchSampler, load_npy,
@@ -77,6 +77,7 @@ class TrainOptions:
     feature_cache: bool = True
     feature_dtype: str = "float16"
     cache_dir: str | None = None  # default: <train_dir>/cache
+    cache_max_gb: float | None = None  # limit of the caches; default: 90% of the free space (sid_ft.cachesize)
     ratio_cap: float = 300.0
     camera: str | None = None  # 'sony' | 'fuji'; None: from the files' packing (4 or 9 channels)
     from_scratch: bool = False  # explicit: start from random weights instead of --pretrained
@@ -428,6 +429,10 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
 
     pairs, skipped = collect_pairs(opts, report)
     cache_dir = Path(opts.cache_dir) if opts.cache_dir else train_dir / "cache"
+    # before anything is decoded or written: do the caches fit? (else stop, or train without the feature cache)
+    estimate = cachesize.estimate_caches(pairs, cache_dir, mode == "cached", opts.feature_dtype, opts.ratio_cap)
+    if not cachesize.check_caches(estimate, cache_dir, opts.cache_max_gb, report):
+        mode = "frozen"
     decode = DecodeCache(cache_dir)
 
     def on_error(err: SidFtError) -> None:

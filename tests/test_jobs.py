@@ -18,30 +18,12 @@ from sid_ft import runlock
 from sid_ft._tf import tf1
 from sid_ft.errors import SidFtError
 from sid_ft.preempt import EXIT_PREEMPTED
-from sid_ft.train import TrainOptions, train
+from sid_ft.train import train
 
-from tests.sid_reference import write_released_checkpoint
-from tests.test_train import make_pairs_tree
+from tests.test_train import _opts, dataset, pretrained  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "train_finetune.py"
-
-
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory) -> str:
-    return write_released_checkpoint(tmp_path_factory.mktemp("released_sony"), camera="sony", seed=4)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return make_pairs_tree(tmp_path_factory.mktemp("pairs") / "data")
-
-
-def _opts(dataset: Path, pretrained: str, train_dir: Path, **kw) -> TrainOptions:
-    base = dict(dataset_dir=str(dataset), pretrained=pretrained, train_dir=str(train_dir), steps=4, patch_size=16,
-                save_every=1000, log_every=1, progress=False, g_add_width=8, lr=1e-3)
-    base.update(kw)
-    return TrainOptions(**base)
 
 
 def _write_lock(train_dir: Path, **holder) -> Path:
