@@ -97,11 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--steps", type=int, default=None,
                         help=f"total steps; a resumed run continues until global_step reaches it (default: {d.steps})")
     length.add_argument("--epochs", type=int, default=None,
-                        help="SID-style length instead of --steps: one step per scene per epoch, i.e. E x the "
-                             "scenes (long exposures) of the usable pairs; each step takes a random patch of a "
-                             "random pair. A resumed run keeps the length it started with")
+                        help="SID-style length instead of --steps: one patch per scene per epoch, i.e. E x the "
+                             "scenes (long exposures) of the usable pairs, divided by --batch-size (rounded up); "
+                             "each patch is a random crop of a random pair. A resumed run keeps the length it "
+                             "started with")
     opt.add_argument("--patch-size", type=int, default=d.patch_size,
                      help="patch size on the packed image (default: %(default)s)")
+    opt.add_argument("--batch-size", type=int, default=None,
+                     help="random patches per step (each its own pair, crop and flips); the loss is their mean. "
+                          "Recorded in config.json; a resumed run keeps it unless given (default: 1, SID's)")
     opt.add_argument("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
     opt.add_argument("--lr-decay-step", type=int, default=None,
                      help="step number after which the rate is multiplied by --lr-decay-factor "

@@ -204,6 +204,7 @@ class PatchSampler:
     Crops are cut here; the flips are returned as flags and applied in the graph, so
     that they can act after a frozen network (see :func:`sid_ft.train.augment`).
 
+    Each step takes ``batch_size`` independent patches (each its own pair, crop and flips).
     The patches of training step ``i`` depend only on ``seed`` and ``i`` (a generator seeded
     with ``(seed, i)`` per step, ``first_step`` being the step the run starts or resumes at),
     so a run that was stopped and resumed sees exactly the patches an uninterrupted run sees.
@@ -219,6 +220,7 @@ class PatchSampler:
         augment: bool = True,
         names: Sequence[str] | None = None,
         first_step: int = 0,
+        batch_size: int = 1,
     ):
         if not sources:
             raise SidFtError(None, "no training pairs to sample from")
@@ -229,6 +231,7 @@ class PatchSampler:
             raise SidFtError(None, f"--seed {seed}: must be 0 or more")
         self.seed = int(seed)
         self.step = int(first_step)  # the step whose patches sample() returns next
+        self.batch_size = int(batch_size)
         for i, arrays in enumerate(self.sources):
             h, w = arrays[0].shape[:2]
             if h < self.patch_size or w < self.patch_size:
@@ -239,11 +242,11 @@ class PatchSampler:
                     f"use --patch-size {min(h, w)} or less",
                 )
 
-    def sample(self) -> Patch:
-        """The patch of the next step (one caller at a time: steps are numbered in call order)."""
+    def sample(self) -> list[Patch]:
+        """The ``batch_size`` patches of the next step (one caller at a time: steps are numbered in call order)."""
         rng = np.random.default_rng([self.seed, self.step])
         self.step += 1
-        return self._draw(rng)
+        return [self._draw(rng) for _ in range(self.batch_size)]
 
     def _draw(self, rng: np.random.Generator) -> Patch:
         i = int(rng.integers(len(self.sources)))

@@ -61,6 +61,7 @@ class TrainOptions:
     steps: int = 4000
     epochs: int | None = None  # SID-style: steps = epochs x scenes of the usable pairs (replaces steps)
     patch_size: int = 512
+    batch_size: int | None = None  # patches per step; None: 1, or what a resumed run's config.json recorded
     lr: float = 1e-4
     lr_decay_step: int | None = None  # default: steps // 2
     lr_decay_factor: float = 0.1
@@ -134,11 +135,15 @@ def training_mode(trainable_scopes: Sequence[str], feature_cache: bool) -> str:
 # --------------------------------------------------------------------------- augmentation
 
 def augment(x, flags):
-    """SID's augmentation of a ``(N, h, w, c)`` tensor: flip rows, flip columns, transpose (``flags`` (3,) bool)."""
+    """SID's augmentation of a ``(N, h, w, c)`` batch of square patches, each its own way.
+
+    ``flags`` (N, 3) bool: flip rows, flip columns, transpose, per patch (``tf.compat.v1.where``
+    with a vector condition picks whole patches).
+    """
     tf = tf1()
-    x = tf.cond(flags[0], lambda: tf.reverse(x, [1]), lambda: x)
-    x = tf.cond(flags[1], lambda: tf.reverse(x, [2]), lambda: x)
-    return tf.cond(flags[2], lambda: tf.transpose(x, [0, 2, 1, 3]), lambda: x)
+    x = tf.where(flags[:, 0], tf.reverse(x, [1]), x)
+    x = tf.where(flags[:, 1], tf.reverse(x, [2]), x)
+    return tf.where(flags[:, 2], tf.transpose(x, [0, 2, 1, 3]), x)
 
 
 def augment_blocks(image, flags, scale: int):
@@ -186,9 +191,9 @@ def build_train_graph(
     graph = tf.Graph()
     with graph.as_default():
         global_step = tf.train.get_or_create_global_step()
-        flags = tf.placeholder(tf.bool, [3], name="flags")
-        image = tf.placeholder(tf.float32, [1, None, None, spec.in_channels], name="image")
-        gt = tf.placeholder(tf.float32, [1, None, None, 3], name="gt")
+        flags = tf.placeholder(tf.bool, [None, 3], name="flags")  # per patch of the batch
+        image = tf.placeholder(tf.float32, [None, None, None, spec.in_channels], name="image")
+        gt = tf.placeholder(tf.float32, [None, None, None, 3], name="gt")
         inputs = {"flags": flags, "image": image, "gt": gt}
         if mode == "full":
             output, ep = sid_model.sid_network(augment(image, flags), camera=camera, g_add=g_add)
@@ -199,11 +204,11 @@ def build_train_graph(
             base_features = (base_ep["g_conv9_2"], base_ep["g_conv10"])
             packed = image
             if mode == "cached":
-                features = tf.placeholder(tf.float32, [1, None, None, FEATURE_CHANNELS], name="features")
-                logits = tf.placeholder(tf.float32, [1, None, None, spec.out_channels], name="base_logits")
+                features = tf.placeholder(tf.float32, [None, None, None, FEATURE_CHANNELS], name="features")
+                logits = tf.placeholder(tf.float32, [None, None, None, spec.out_channels], name="base_logits")
                 inputs.update(features=features, base_logits=logits)
                 if g_add.packed_input:
-                    packed = tf.placeholder(tf.float32, [1, None, None, spec.in_channels], name="packed_input")
+                    packed = tf.placeholder(tf.float32, [None, None, None, spec.in_channels], name="packed_input")
                     inputs.update(packed_input=packed)
             elif mode == "frozen":
                 features, logits = (tf.stop_gradient(t) for t in base_features)
@@ -227,16 +232,25 @@ def build_train_graph(
                       weights_finite)
 
 
-def feed_for(tg: TrainGraph, patch, ratio: float) -> dict:
-    """The feed dict of one step from a :class:`sid_ft.sampling.Patch`."""
-    feed = {tg.inputs["flags"]: patch.flags, tg.inputs["gt"]: patch.gt[None]}
+def feed_for(tg: TrainGraph, patch, ratio: float | None = None) -> dict:
+    """The feed dict of one step from a :class:`sid_ft.sampling.Patch` or a batch (a list of them).
+
+    Each patch is amplified by ``ratio`` when given, else by its own ``ratio``.
+    """
+    batch = [patch] if isinstance(patch, Patch) else list(patch)
+    ratios = [p.ratio if ratio is None else ratio for p in batch]
+
+    def stack(k: int, amplify: bool = False) -> np.ndarray:
+        return np.stack([np.minimum(p.packed[k] * r, 1.0) if amplify else p.packed[k] for p, r in zip(batch, ratios)])
+
+    feed = {tg.inputs["flags"]: np.stack([p.flags for p in batch]), tg.inputs["gt"]: np.stack([p.gt for p in batch])}
     if tg.mode == "cached":
-        feed[tg.inputs["features"]] = patch.packed[0][None]
-        feed[tg.inputs["base_logits"]] = patch.packed[1][None]
+        feed[tg.inputs["features"]] = stack(0)
+        feed[tg.inputs["base_logits"]] = stack(1)
         if "packed_input" in tg.inputs:
-            feed[tg.inputs["packed_input"]] = np.minimum(patch.packed[2] * ratio, 1.0)[None]
+            feed[tg.inputs["packed_input"]] = stack(2, amplify=True)
     else:
-        feed[tg.inputs["image"]] = np.minimum(patch.packed[0] * ratio, 1.0)[None]
+        feed[tg.inputs["image"]] = stack(0, amplify=True)
     return feed
 
 
@@ -347,12 +361,24 @@ def _previous_config(train_dir: Path) -> dict | None:
         return None
 
 
+def resolve_batch_size(requested: int | None, previous: dict | None, report: Callable[[str], None]) -> int:
+    """Patches per step: ``--batch-size``, else the resumed run's (its ``config.json``), else 1."""
+    before = (previous or {}).get("batch_size")
+    if requested is None:
+        return before if isinstance(before, int) and before >= 1 else 1
+    if requested < 1:
+        raise SidFtError(None, f"--batch-size {requested}: must be at least 1")
+    if isinstance(before, int) and before != requested:
+        report(f"--batch-size {requested}: this run used {before} patches per step until now")
+    return requested
+
+
 def run_length(opts: TrainOptions, loaded: Sequence[CachedPair], previous: dict | None,
-               report: Callable[[str], None]) -> tuple[int, int]:
+               report: Callable[[str], None], batch_size: int = 1) -> tuple[int, int]:
     """(total steps, learning-rate decay step) of the run.
 
-    ``--epochs E`` counts as SID's train_Sony does, one step per scene per epoch: E x the distinct
-    long exposures among the usable pairs.  A resumed run with the same ``--epochs`` keeps the
+    ``--epochs E`` counts as SID's train_Sony does, one patch per scene per epoch: E x the distinct
+    long exposures among the usable pairs, divided by the patches per step (rounded up).  A resumed run with the same ``--epochs`` keeps the
     length and decay step its ``config.json`` recorded, even if the usable pairs changed since,
     so that a resume neither ends early nor moves the decay.  The decay step defaults to half
     the total.
@@ -361,7 +387,7 @@ def run_length(opts: TrainOptions, loaded: Sequence[CachedPair], previous: dict 
         total = int(opts.steps)
     else:
         scenes = len({cp.pair.long_path for cp in loaded})
-        total = opts.epochs * scenes
+        total = -(-opts.epochs * scenes // batch_size)
         before = previous or {}
         if before.get("options", {}).get("epochs") == opts.epochs and isinstance(before.get("steps"), int):
             if before["steps"] != total:
@@ -441,7 +467,9 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
 
     loaded = decode.load_pairs(pairs, opts.ratio_cap, on_error=on_error)
     camera = resolve_camera(loaded, opts.camera, model_camera, latest or pretrained_prefix)
-    total_steps, decay_step = run_length(opts, loaded, _previous_config(train_dir) if latest else None, report)
+    previous = _previous_config(train_dir) if latest else None
+    batch_size = resolve_batch_size(opts.batch_size, previous, report)
+    total_steps, decay_step = run_length(opts, loaded, previous, report, batch_size)
     scale = CAMERAS[camera].scale
     config = {
         "options": dataclasses.asdict(opts),
@@ -449,6 +477,7 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
         "camera": camera,
         "g_add": None if g_add is None else g_add.to_dict(),
         "steps": total_steps,
+        "batch_size": batch_size,
         "lr_decay_step": decay_step,
         "pairs": [dataclasses.asdict(cp.pair) | {"ratio": cp.ratio} for cp in loaded],
         "skipped": skipped,
@@ -486,7 +515,7 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
             sources = [[cp.short] for cp in loaded]
         sampler = PatchSampler(
             sources, [cp.gt for cp in loaded], [cp.ratio for cp in loaded], opts.patch_size,
-            seed=opts.seed, first_step=start, names=[cp.pair.short_path for cp in loaded],
+            seed=opts.seed, first_step=start, names=[cp.pair.short_path for cp in loaded], batch_size=batch_size,
         )
         spec_info = {"camera": camera, "g_add": None if g_add is None else g_add.to_dict()}
         writer = tf.summary.FileWriter(str(train_dir))
@@ -513,15 +542,15 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
             with open(metrics_path, "a") as metrics:
                 while step < total_steps and not stop.requested:
                     t0 = time.perf_counter()
-                    patch = loader.get()
+                    batch = loader.get()  # --batch-size patches
                     t1 = time.perf_counter()
-                    _, loss, lr = sess.run([tg.train_op, tg.loss, tg.lr], feed_for(tg, patch, patch.ratio))
+                    _, loss, lr = sess.run([tg.train_op, tg.loss, tg.lr], feed_for(tg, batch))
                     step += 1  # minimize() adds one to global_step per run
                     t2 = time.perf_counter()
                     if not math.isfinite(loss):
                         raise SidFtError(
                             str(train_dir),
-                            f"loss became {loss} at step {step} (pair {loaded[patch.index].pair.short_path}); "
+                            f"loss became {loss} at step {step} (pairs {sorted({loaded[p.index].pair.short_path for p in batch})}); "
                             f"training stopped, the last good checkpoint is kept: {last_saved}",
                         )
                     last_loss = float(loss)
