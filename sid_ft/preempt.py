@@ -30,6 +30,12 @@ sid_ft's other exits (1 error, 2 usage, 130 Ctrl-C), so a requeue script can tes
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
+_active: list["StopRequest"] = []  # the StopRequest of the innermost stop_on_signals block
+
+
+class Stopped(Exception):
+    """Raised by :func:`check` at a safe point of a long preparation (decoding, feature caching)."""
+
 
 class StopRequest:
     """A flag set by a signal handler and read by the training loop.
@@ -66,11 +72,21 @@ def stop_on_signals(signals: Sequence[int] = STOP_SIGNALS) -> Iterator[StopReque
         return
     stop = StopRequest()
     previous = {s: signal.signal(s, stop._handler) for s in signals}
+    _active.append(stop)
     try:
         yield stop
     finally:
+        _active.remove(stop)
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def check() -> None:
+    """Raise :class:`Stopped` if a stop signal has arrived: for loops that prepare a run (each file decoded or
+    cached is complete and kept, so the next run continues from there), where waiting for the first training
+    step could outlast a grace period."""
+    if _active and _active[-1].requested:
+        raise Stopped(_active[-1].signal_name)
 
 
 def stop_record(step: int, stop: StopRequest, checkpoint: str | None) -> dict:

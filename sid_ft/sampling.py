@@ -29,7 +29,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from sid_ft import atomic
+from sid_ft import atomic, preempt
 from sid_ft.atomic import atomic_path
 from sid_ft.dataset import Pair
 from sid_ft.errors import SidFtError
@@ -174,6 +174,7 @@ class DecodeCache:
         """
         good: list[CachedPair] = []
         for pair in pairs:
+            preempt.check()  # SIGTERM/SIGUSR1 while decoding: stop between files
             try:
                 good.append(self.load_pair(pair, ratio_cap))
             except SidFtError as err:

@@ -279,6 +279,7 @@ def cached_features(
     for cp in tqdm(pairs, desc="frozen network (feature cache)", unit="image", disable=not progress, leave=False):
         stem = f"{cp.short_key}_{fingerprint}_r{cp.ratio:g}_{dtype}"
         paths = [cache_dir / f"{stem}_feat.npy", cache_dir / f"{stem}_logits.npy"]
+        preempt.check()  # SIGTERM/SIGUSR1 while caching: stop between images
         if not all(p.exists() for p in paths):
             image = np.minimum(np.asarray(cp.short, np.float32) * cp.ratio, 1.0)[None]
             feats, logits = sess.run(tg.base_features, {tg.inputs["image"]: image})
@@ -411,7 +412,16 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
     """
     with runlock.TrainDirLock(opts.train_dir, force=opts.force_unlock, report=report), \
             preempt.stop_on_signals() as stop:
-        return _train(opts, report, stop)
+        try:
+            return _train(opts, report, stop)
+        except preempt.Stopped:  # while decoding or caching, before the first step: no new weights to save
+            latest = tf1().train.latest_checkpoint(str(opts.train_dir))
+            step = int(latest.rsplit("-", 1)[1].split(".")[0]) if latest else 0
+            with open(Path(opts.train_dir) / "metrics.jsonl", "a") as metrics:
+                metrics.write(json.dumps(preempt.stop_record(step, stop, latest)) + "\n")
+            report(f"stopped by {stop.signal_name} while preparing the run (files decoded or cached so far are "
+                   "kept); run the same command again to continue")
+            return TrainResult(str(latest), step, None, "", bool(latest), [], stop.signal_name)
 
 
 def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.StopRequest) -> TrainResult:

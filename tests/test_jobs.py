@@ -199,3 +199,30 @@ def test_signal_before_the_first_step_still_exits_75(dataset, pretrained, tmp_pa
     assert proc.returncode == EXIT_PREEMPTED, err[-2000:]
     assert _records(run)[-1]["stopped"] == "SIGTERM" and _records(run)[-1]["step"] == 0
     assert not (run / runlock.LOCK_NAME).exists()
+
+
+def test_signal_while_decoding_stops_between_files_and_the_rerun_continues(dataset, pretrained, tmp_path,
+                                                                            monkeypatch):
+    """A long preparation (decoding, feature caching) does not outlast a grace period: it stops between files."""
+    from sid_ft import sampling
+
+    run = tmp_path / "run"
+    real = sampling.DecodeCache.load_pair
+    calls: list[str] = []
+
+    def load_then_signal(self, pair, ratio_cap=300.0):
+        calls.append(pair.short_path)
+        out = real(self, pair, ratio_cap)
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the first of two pairs is decoded
+        return out
+
+    monkeypatch.setattr(sampling.DecodeCache, "load_pair", load_then_signal)
+    messages: list[str] = []
+    result = train(_opts(dataset, pretrained, run, steps=3), report=messages.append)
+    assert result.stopped_by == "SIGTERM" and result.global_step == 0 and len(calls) == 1
+    assert _records(run)[-1] == {"step": 0, "stopped": "SIGTERM", "checkpoint": None, "exit_code": EXIT_PREEMPTED,
+                                 "resume": "run the same command again"}
+    assert len(list((run / "cache").glob("*_packed_u16.npy"))) == 1  # the finished file is kept
+    assert not (run / runlock.LOCK_NAME).exists() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    monkeypatch.undo()
+    assert train(_opts(dataset, pretrained, run, steps=3), report=lambda m: None).global_step == 3
