@@ -11,7 +11,7 @@ does not depend on their values.
 
 Quality (``--quality``): from the demo's base model, g_add fine-tuning (cached
 features) on the demo's new camera with the same number of patches seen: batch 1
-for P steps, and batch B for P/B steps at the same learning rate and at B times it;
+for P steps, and batch B for P/B steps at the learning rate times each ``--lr-scales``;
 PSNR/SSIM on the held-out scenes (as bench_quality.py).
 """
 from __future__ import annotations
@@ -81,8 +81,10 @@ def speed(patch: int, batch_sizes: list[int], steps: int, warmup: int, cfg: GAdd
     return result
 
 
-def quality(workdir: Path, patches: int, batch: int, seeds: list[int]) -> list[dict]:
-    """PSNR/SSIM of g_add fine-tuning with ``patches`` patches seen: batch 1, batch ``batch`` (lr x1 and x batch)."""
+def quality(workdir: Path, patches: int, batch: int, seeds: list[int], lr_scales: list[float],
+            with_batch1: bool = True) -> list[dict]:
+    """PSNR/SSIM of g_add fine-tuning with ``patches`` patches seen: batch 1, and batch ``batch`` at the
+    learning rate times each of ``lr_scales``."""
     from sid_ft.demo import DemoSettings, base_model, build_dataset, evaluate
     from sid_ft.train import TrainOptions, train
 
@@ -90,8 +92,8 @@ def quality(workdir: Path, patches: int, batch: int, seeds: list[int]) -> list[d
     dirs = build_dataset(workdir / "datasets" / "demo", settings, progress=False)
     base = base_model(workdir, dirs, settings, progress=False, report=lambda m: print(m, file=sys.stderr))
     lr = settings.finetune_lr
-    runs = [("batch 1", 1, patches, lr), (f"batch {batch}, same lr", batch, patches // batch, lr),
-            (f"batch {batch}, lr x{batch}", batch, patches // batch, lr * batch)]
+    runs = [("batch 1", 1, patches, lr)] if with_batch1 else []
+    runs += [(f"batch {batch}, lr x{k:g}", batch, patches // batch, lr * k) for k in lr_scales]
     rows = []
     for label, n, steps, rate in runs:
         row = {"run": label, "batch_size": n, "steps": steps, "lr": rate, "psnr": [], "ssim": [], "train_s": []}
@@ -127,13 +129,17 @@ def main() -> None:
     ap.add_argument("--patches", type=int, default=600, help="(--quality) patches seen per run (default: %(default)s)")
     ap.add_argument("--batch", type=int, default=4, help="(--quality) the batch size compared with 1")
     ap.add_argument("--seeds", default="0,1,2", help="(--quality) fine-tuning seeds (default: %(default)s)")
+    ap.add_argument("--lr-scales", default="1,4", help="(--quality) learning rates of the batched runs, as "
+                                                      "multiples of batch 1's (default: %(default)s)")
+    ap.add_argument("--no-batch1", dest="batch1", action="store_false", help="(--quality) skip the batch-1 runs")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
 
     print(f"device: {device_name()}", flush=True)
     if args.quality:
         out = {"quality": quality(Path(args.workdir), args.patches, args.batch,
-                                  [int(s) for s in args.seeds.split(",")])}
+                                  [int(s) for s in args.seeds.split(",")],
+                                  [float(k) for k in args.lr_scales.split(",")], args.batch1)}
     else:
         sizes = [int(n) for n in args.batch_sizes.split(",")]
         print(f"patch {args.patch_size}x{args.patch_size} packed; median of {args.steps} steps", flush=True)
