@@ -6,7 +6,8 @@ of a unique name first, which is then hard-linked to ``train.lock``; ``link(2)``
 fails when the name exists, on local file systems and on NFS alike (open(2)'s
 ``O_EXCL`` needs NFSv3 and Linux 2.6 or later; the link method works on every
 version), so two runs that start at the same moment cannot both win, and a
-reader never sees a half-written lock.
+reader never sees a half-written lock.  On a file system without hard links
+(some FUSE or SMB mounts) it falls back to ``O_CREAT | O_EXCL``.
 
 A lock whose holder is gone is *stale*:
 
@@ -196,9 +197,23 @@ class TrainDirLock:
             return False
         except OSError:
             # NFS may report an error for a link that was made (lost reply): the link count tells
-            return os.stat(unique).st_nlink == 2
+            if os.stat(unique).st_nlink == 2:
+                return True
         finally:
             unique.unlink()
+        return self._create_exclusive(me)  # a file system without hard links (some FUSE/SMB mounts)
+
+    def _create_exclusive(self, me: LockHolder) -> bool:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            return False
+        try:
+            os.write(fd, me.to_json().encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
 
     def _read(self) -> tuple[str | None, LockHolder | None]:
         try:

@@ -226,3 +226,18 @@ def test_signal_while_decoding_stops_between_files_and_the_rerun_continues(datas
     assert not (run / runlock.LOCK_NAME).exists() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     monkeypatch.undo()
     assert train(_opts(dataset, pretrained, run, steps=3), report=lambda m: None).global_step == 3
+
+
+def test_lock_without_hard_links_falls_back_to_exclusive_create(tmp_path, monkeypatch):
+    def no_links(src, dst, *a, **k):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(runlock.os, "link", no_links)
+    run = tmp_path / "run"
+    with runlock.TrainDirLock(run):
+        holder = runlock.LockHolder.parse((run / runlock.LOCK_NAME).read_text())
+        assert holder.pid == os.getpid()
+        _write_lock(tmp_path / "other", host="gpu-node-17", pid=7)
+        with pytest.raises(SidFtError, match="host gpu-node-17, pid 7"):
+            runlock.TrainDirLock(tmp_path / "other").acquire()
+    assert [p.name for p in run.iterdir()] == []
