@@ -159,7 +159,7 @@ def check_caches(est: CacheEstimate, cache_dir: str | os.PathLike, cache_max_gb:
                       f"{_gb(free)} free on {where}")
     if est.total <= room:
         return True
-    what = (f"the caches of {est.pairs} pair(s) in {cache_dir} need {_gb(est.total)} more (decoded images "
+    what = (f"the caches of {est.pairs} pair(s) need {_gb(est.total)} more (decoded images "
             f"{_gb(est.decoded)}, frozen-network features {_gb(est.features)}; {_gb(est.cached_already)} "
             f"already cached), but the room is {_gb(max(room, 0))} ({limit_text})")
     if est.features and est.decoded <= room:
