@@ -29,8 +29,16 @@ examples:
   # retrain every layer, as SID's own training does (slower)
   python scripts/train_finetune.py --dataset-dir my_pairs --trainable-scopes all --checkpoint-exclude-scopes g_add
 
+  # as a cluster job: SIGTERM/SIGUSR1 save a checkpoint and exit 75; the same command resumes
+  python scripts/train_finetune.py --dataset-dir my_pairs --train-dir /shared/mycam --steps 4000 \
+      || { [ $? -eq 75 ] && scontrol requeue "$SLURM_JOB_ID"; }
+
   # the whole job on generated data, no downloads (demo)
   python scripts/train_finetune.py --demo
+
+exit codes: 0 done (global_step reached --steps), 1 error (message on stderr; also: another run holds
+--train-dir), 2 bad arguments, 75 stopped by SIGTERM or SIGUSR1 after saving a checkpoint (EX_TEMPFAIL:
+run the same command again to resume), 130 Ctrl-C (a checkpoint is saved too)
 """
 
 
@@ -56,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--ratio-cap", type=float, default=d.ratio_cap,
                       help="amplification ratio = min(long/short exposure, cap) (default: %(default)s)")
     data.add_argument("--cache-dir", help="decoded-image and feature cache (default: TRAIN_DIR/cache)")
+    data.add_argument("--cache-max-gb", type=float, default=None,
+                      help="most disk the caches may take, GB (1e9 bytes), those already there included; checked "
+                           "before anything is decoded: if the decoded images do not fit the run stops, if only "
+                           "the feature cache does not it trains without it (default: 90%% of the free space)")
 
     model = p.add_argument_group("model and checkpoints")
     model.add_argument("--pretrained", default=d.pretrained,
@@ -97,11 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="total steps; a resumed run continues until global_step reaches it (default: "
                              + ", ".join(f"{n} for mode {m}" for m, n in DEFAULT_STEPS.items()) + ")")
     length.add_argument("--epochs", type=int, default=None,
-                        help="SID-style length instead of --steps: one step per scene per epoch, i.e. E x the "
-                             "scenes (long exposures) of the usable pairs; each step takes a random patch of a "
-                             "random pair. A resumed run keeps the length it started with")
+                        help="SID-style length instead of --steps: one patch per scene per epoch, i.e. E x the "
+                             "scenes (long exposures) of the usable pairs, divided by --batch-size (rounded up); "
+                             "each patch is a random crop of a random pair. A resumed run keeps the length it "
+                             "started with")
     opt.add_argument("--patch-size", type=int, default=d.patch_size,
                      help="patch size on the packed image (default: %(default)s)")
+    opt.add_argument("--batch-size", type=int, default=None,
+                     help="random patches per step (each its own pair, crop and flips); the loss is their mean. "
+                          "Recorded in config.json; a resumed run keeps it unless given (default: 1, SID's)")
     opt.add_argument("--lr", type=float, default=None,
                      help="learning rate (default: " + ", ".join(f"{r:g} for mode {m}" for m, r in DEFAULT_LR.items())
                           + "; the mode: full when a layer outside g_add trains, inside for additions inside the "
@@ -116,35 +132,66 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
     opt.add_argument("--no-feature-cache", dest="feature_cache", action="store_false",
                      help="g_add only: run the frozen network on every patch instead of caching its features")
+    model.add_argument("--force-unlock", action="store_true",
+                       help="take TRAIN_DIR/train.lock even if another run holds it (only when you know that run "
+                            "is gone, e.g. its node crashed; a lock of a dead process on this host is taken over "
+                            "without it)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--demo", action="store_true",
                    help="build a demo dataset from bundled photographs, fine-tune and compare (no downloads)")
     return p
 
 
+def _early_lock(argv: list[str] | None):
+    """The train dir's lock, taken before the full parser imports TensorFlow (seconds), so that a second run
+    on a locked --train-dir stops at once.  Only for an explicit --train-dir; otherwise train() takes it."""
+    from contextlib import nullcontext
+
+    from sid_ft.runlock import TrainDirLock
+
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--train-dir")
+    early.add_argument("--force-unlock", action="store_true")
+    early.add_argument("--demo", action="store_true")
+    early.add_argument("-h", "--help", action="store_true")
+    known, _ = early.parse_known_args(argv)
+    if known.train_dir is None or known.demo or known.help:
+        return nullcontext()
+    return TrainDirLock(known.train_dir, force=known.force_unlock, report=lambda msg: print(msg, file=sys.stderr))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from sid_ft.preempt import EXIT_PREEMPTED, stop_on_signals
+
     try:
-        if args.demo:
-            from sid_ft.demo import run_demo
+        # SIGTERM/SIGUSR1 set a flag from here on (the trainer acts on it after its current step), and the
+        # lock is held until the end: a signal even during start-up ends the run cleanly, lock released
+        with stop_on_signals(), _early_lock(argv):
+            args = build_parser().parse_args(argv)
+            if args.demo:
+                from sid_ft.demo import run_demo
 
-            run_demo(progress=args.progress)
-            return 0
-        from sid_ft.preflight import check_training_inputs
-        from sid_ft.train import TrainOptions, train
+                run_demo(progress=args.progress)
+                return 0
+            from sid_ft.preflight import check_training_inputs
+            from sid_ft.train import TrainOptions, train
 
-        fields = TrainOptions.__dataclass_fields__
-        options = {k: v for k, v in vars(args).items() if k in fields}
-        if options["steps"] is None:  # neither --steps nor --epochs: the default length
-            options.pop("steps")
-        opts = TrainOptions(**options)
-        check_training_inputs(opts)
-        result = train(opts, report=lambda msg: print(msg, file=sys.stderr))
+            fields = TrainOptions.__dataclass_fields__
+            options = {k: v for k, v in vars(args).items() if k in fields}
+            if options["steps"] is None:  # neither --steps nor --epochs: the default length
+                options.pop("steps")
+            opts = TrainOptions(**options)
+            check_training_inputs(opts)
+            result = train(opts, report=lambda msg: print(msg, file=sys.stderr))
     except SidFtError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    if result.stopped_by:
+        print(f"stopped by {result.stopped_by} at step {result.global_step}: checkpoint {result.checkpoint}; "
+              f"exit {EXIT_PREEMPTED}, run the same command again to resume")
+        return EXIT_PREEMPTED
     print(f"done: step {result.global_step}, checkpoint {result.checkpoint}")
     return 0
 

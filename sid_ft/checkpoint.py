@@ -613,9 +613,24 @@ def save_checkpoint(sess, saver, train_dir: str | os.PathLike, global_step: int,
     try:
         saved = saver.save(sess, prefix, global_step=None, write_meta_graph=False, write_state=True)
     except (tf.errors.OpError, ValueError, OSError) as exc:
+        # e.g. ENOSPC: unless the state file already names the new checkpoint (the error came later, while
+        # old checkpoints were deleted), it still names the previous one: remove what this save began
+        state = tf.train.get_checkpoint_state(train_dir)
+        named = state is not None and os.path.basename(state.model_checkpoint_path) == os.path.basename(prefix)
+        if not named:
+            for path in glob.glob(glob.escape(prefix) + ".*") + glob.glob(glob.escape(prefix) + "_temp"):
+                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else _unlink_quietly(path)
+            _remove_stale_temp_files(train_dir)
         raise SidFtError(train_dir, f"could not save checkpoint {os.path.basename(prefix)} "
-                                    f"({_first_line(exc)})") from None
+                                    f"({_first_line(exc)}); the previous checkpoint is kept") from None
     return saved
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 # --------------------------------------------------------------------------- inspecting

@@ -305,6 +305,68 @@ def pack_raw(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> np.ndar
     return pack_mosaic(raw.raw_image_visible, tile, black, white)
 
 
+@dataclass
+class PackedIntegers:
+    """A packed RAW image kept as the sensor's integers plus the levels that normalise them.
+
+    ``values`` (h, w, C) uint16: the photosites of :func:`pack_raw`'s layout, before levels
+    (2 bytes a value instead of float32's 4).  ``black`` (2, 2, C) float32: the black level of
+    each packed position; the pattern repeats every 2 packed pixels (Bayer: one value per
+    channel; X-Trans: per colour index of each photosite).  :meth:`normalise` gives
+    :func:`pack_raw`'s float32 values bit for bit, for the whole image or a crop.
+    """
+
+    values: np.ndarray
+    black: np.ndarray
+    white: float
+
+    def normalise(self, values: np.ndarray | None = None, y0: int = 0, x0: int = 0) -> np.ndarray:
+        """``max(x - black, 0) / (white - black)`` in float32, as :func:`pack_raw` computes it.
+
+        ``values``: a crop of :attr:`values` (default: all of it) whose top-left packed pixel is (y0, x0).
+        """
+        v = self.values if values is None else values
+        h, w = v.shape[:2]
+        black = np.roll(self.black, (-(y0 % 2), -(x0 % 2)), axis=(0, 1))
+        reps = (-(-h // 2), -(-w // 2), 1)
+        b = np.tile(black, reps)[:h, :w]
+        scale = (np.float64(self.white) - b.astype(np.float64)).astype(np.float32)
+        out = v.astype(np.float32)
+        np.subtract(out, b, out=out)
+        np.maximum(out, np.float32(0), out=out)
+        np.divide(out, scale, out=out)
+        return out
+
+
+def pack_raw_integers(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> PackedIntegers:
+    """:func:`pack_raw` without the levels: the packed sensor integers, their black levels and white level.
+
+    Packing with black 0 and white 1 only moves values (exact for integers below 2**24), so the
+    same code packs the file's values and a map of the black level of each photosite.
+    """
+    kind, tile = _sensor_tile(raw, path)
+    white = float(raw.white_level)
+    black = np.asarray(raw.black_level_per_channel, dtype=np.float64)
+    if not all(white > b for b in black):
+        raise SidFtError(path if path is not None else "RAW image",
+                         f"white level {white:g} is not above the black levels {black.tolist()}")
+    visible = raw.raw_image_visible
+    if visible.max(initial=0) > np.iinfo(np.uint16).max:
+        raise SidFtError(path if path is not None else "RAW image", "sensor values above 65535")
+    black_map = black[raw.raw_colors_visible]
+    if kind == "fuji":
+        values = xtrans.pack_xtrans_mosaic(visible, tile, 0.0, 1.0, path)
+        levels = xtrans.pack_xtrans_mosaic(black_map, tile, 0.0, 1.0, path)
+    else:
+        values = pack_mosaic(visible, tile, (0.0,) * 4, 1.0)
+        levels = pack_mosaic(black_map, tile, (0.0,) * 4, 1.0)
+    period = levels[:2, :2]
+    h, w = levels.shape[:2]
+    if not np.array_equal(np.tile(period, (-(-h // 2), -(-w // 2), 1))[:h, :w], levels):
+        raise ValueError("black levels of the packed image do not repeat every 2 packed pixels")
+    return PackedIntegers(values=values.astype(np.uint16), black=np.ascontiguousarray(period), white=white)
+
+
 def packed_origin(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> tuple[int, int]:
     """(row, col) of the visible mosaic where the packed image starts, in photosites.
 
@@ -368,6 +430,15 @@ def camera_name(path: str | os.PathLike) -> str:
     if len(parts) == 2 and parts[1].lower().startswith(parts[0].lower()):
         return parts[1]
     return " ".join(parts)
+
+
+def load_raw_integers(path: str | os.PathLike) -> PackedIntegers:
+    """Open ``path`` and return :func:`pack_raw_integers` of it; SidFtError for every problem with the file."""
+    with open_raw(path) as raw:
+        try:
+            return pack_raw_integers(raw, path)
+        except rawpy.LibRawError as err:
+            raise SidFtError(path, f"RAW data is truncated or corrupted ({_libraw_message(err)})") from err
 
 
 def load_raw(path: str | os.PathLike) -> RawImage:

@@ -8,13 +8,18 @@ bounded queue, so a training step does not wait for I/O after warm-up.
 
 Arrays in the cache:
 
-* packed short exposure, ``(h, w, C)`` float32 in [0, 1] (not amplified);
+* packed short exposure as the sensor's integers, ``(h, w, C)`` uint16, and their
+  levels (``*_levels.json``): 2 bytes a value, and :class:`PackedArray` normalises
+  crops to exactly the float32 values of :func:`sid_ft.raw.pack_raw` (float16 would
+  round them: measured in the README);
 * SID rendering of the long exposure, ``(scale*h, scale*w, 3)`` float16 in [0, 1];
 * (trainer) frozen-network features, see :mod:`sid_ft.train`.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import os
 import queue
 import threading
@@ -24,6 +29,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from sid_ft import atomic, preempt
 from sid_ft.atomic import atomic_path
 from sid_ft.dataset import Pair
 from sid_ft.errors import SidFtError
@@ -38,15 +44,58 @@ def file_key(path: str | os.PathLike, *extra: object) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 
 
+class CacheWriteError(SidFtError):
+    """A cache file could not be written (e.g. the disk is full): stops the run, never skips a pair."""
+
+
+def _write_error(path: Path, exc: OSError) -> CacheWriteError:
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason += (" (nothing half-written is left; free space, pass --cache-dir on a larger disk, "
+                   "or see --cache-max-gb)")
+    return CacheWriteError(path, f"cannot write the cache file: {reason}")
+
+
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` (.npy) through a temporary file and a rename."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, array)
+    """Write ``array`` to ``path`` (.npy) through a temporary file and a rename.
+
+    A failed write (e.g. ENOSPC, the disk is full) leaves no file and raises SidFtError naming ``path``.
+    """
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, array)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
 
 
 def load_npy(path: Path) -> np.ndarray:
     """Memory-map a cached array read-only."""
     return np.load(path, mmap_mode="r")
+
+
+class PackedArray:
+    """A packed image stored as integers and levels that reads like a float32 ``(h, w, C)`` array.
+
+    Indexing with two slices (``a[y0:y1, x0:x1]``) returns the normalised float32 crop, bit for bit
+    what :func:`sid_ft.raw.pack_raw` gives for those pixels; ``np.asarray(a)`` the whole image.
+    """
+
+    def __init__(self, packed: sid_raw.PackedIntegers):
+        self.packed = packed
+        self.shape = packed.values.shape
+        self.dtype = np.dtype(np.float32)
+
+    def __getitem__(self, index) -> np.ndarray:
+        if not (isinstance(index, tuple) and len(index) == 2 and all(isinstance(i, slice) for i in index)):
+            raise TypeError("PackedArray supports a[y0:y1, x0:x1] only")
+        ys, xs = (i.indices(n) for i, n in zip(index, self.shape[:2]))
+        if ys[2] != 1 or xs[2] != 1:
+            raise TypeError("PackedArray supports contiguous crops only")
+        return self.packed.normalise(self.packed.values[index], ys[0], xs[0])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self.packed.normalise()
+        return out if dtype is None else out.astype(dtype, copy=False)
 
 
 @dataclass
@@ -55,7 +104,7 @@ class CachedPair:
 
     pair: Pair
     ratio: float
-    short: np.ndarray  # (h, w, C) float32, packed, not amplified
+    short: "np.ndarray | PackedArray"  # (h, w, C) float32 values, packed, not amplified
     gt: np.ndarray  # (scale*h, scale*w, 3) float16
     short_key: str
 
@@ -78,9 +127,26 @@ class DecodeCache:
             save_npy_atomic(target, make())
         return load_npy(target), key
 
-    def packed(self, path: str) -> tuple[np.ndarray, str]:
-        """``(h, w, C)`` float32 packed mosaic of ``path`` and its cache key."""
-        return self._cached(path, "packed", lambda: sid_raw.load_raw(path).packed.astype(np.float32))
+    def packed(self, path: str) -> tuple[PackedArray, str]:
+        """The packed mosaic of ``path`` (reads as ``(h, w, C)`` float32) and its cache key.
+
+        Stored as ``<key>_levels.json`` (written first) and ``<key>_packed_u16.npy``.
+        """
+        key = file_key(path, "packed")
+        values_path = self.cache_dir / f"{key}_packed_u16.npy"
+        levels_path = self.cache_dir / f"{key}_levels.json"
+        if not (values_path.exists() and levels_path.exists()):
+            packed = sid_raw.load_raw_integers(path)
+            levels = {"black": packed.black.tolist(), "white": packed.white}
+            try:
+                atomic.write_text(levels_path, json.dumps(levels))
+            except OSError as exc:
+                raise _write_error(levels_path, exc) from None
+            save_npy_atomic(values_path, packed.values)
+        levels = json.loads(levels_path.read_text())
+        packed = sid_raw.PackedIntegers(values=load_npy(values_path),
+                                        black=np.asarray(levels["black"], np.float32), white=float(levels["white"]))
+        return PackedArray(packed), key
 
     def reference(self, path: str) -> np.ndarray:
         """SID rendering of ``path`` as float16 ``(H, W, 3)``."""
@@ -108,10 +174,11 @@ class DecodeCache:
         """
         good: list[CachedPair] = []
         for pair in pairs:
+            preempt.check()  # SIGTERM/SIGUSR1 while decoding: stop between files
             try:
                 good.append(self.load_pair(pair, ratio_cap))
             except SidFtError as err:
-                if on_error is None:
+                if on_error is None or isinstance(err, CacheWriteError):
                     raise
                 on_error(err)
         if not good:
@@ -137,6 +204,11 @@ class PatchSampler:
     exposure, or cached network features), ``gts[i]`` its full-resolution ground truth.
     Crops are cut here; the flips are returned as flags and applied in the graph, so
     that they can act after a frozen network (see :func:`sid_ft.train.augment`).
+
+    Each step takes ``batch_size`` independent patches (each its own pair, crop and flips).
+    The patches of training step ``i`` depend only on ``seed`` and ``i`` (a generator seeded
+    with ``(seed, i)`` per step, ``first_step`` being the step the run starts or resumes at),
+    so a run that was stopped and resumed sees exactly the patches an uninterrupted run sees.
     """
 
     def __init__(
@@ -148,13 +220,19 @@ class PatchSampler:
         seed: int = 0,
         augment: bool = True,
         names: Sequence[str] | None = None,
+        first_step: int = 0,
+        batch_size: int = 1,
     ):
         if not sources:
             raise SidFtError(None, "no training pairs to sample from")
         self.sources, self.gts, self.ratios = list(sources), list(gts), list(ratios)
         self.patch_size = int(patch_size)
         self.augment = augment
-        self.rng = np.random.default_rng(seed)
+        if int(seed) < 0:
+            raise SidFtError(None, f"--seed {seed}: must be 0 or more")
+        self.seed = int(seed)
+        self.step = int(first_step)  # the step whose patches sample() returns next
+        self.batch_size = int(batch_size)
         for i, arrays in enumerate(self.sources):
             h, w = arrays[0].shape[:2]
             if h < self.patch_size or w < self.patch_size:
@@ -165,17 +243,23 @@ class PatchSampler:
                     f"use --patch-size {min(h, w)} or less",
                 )
 
-    def sample(self) -> Patch:
-        i = int(self.rng.integers(len(self.sources)))
+    def sample(self) -> list[Patch]:
+        """The ``batch_size`` patches of the next step (one caller at a time: steps are numbered in call order)."""
+        rng = np.random.default_rng([self.seed, self.step])
+        self.step += 1
+        return [self._draw(rng) for _ in range(self.batch_size)]
+
+    def _draw(self, rng: np.random.Generator) -> Patch:
+        i = int(rng.integers(len(self.sources)))
         arrays, gt = self.sources[i], self.gts[i]
         h, w = arrays[0].shape[:2]
         s = gt.shape[0] // h
         p = self.patch_size
-        y = int(self.rng.integers(h - p + 1))
-        x = int(self.rng.integers(w - p + 1))
+        y = int(rng.integers(h - p + 1))
+        x = int(rng.integers(w - p + 1))
         packed = [np.asarray(a[y : y + p, x : x + p], dtype=np.float32) for a in arrays]
         gt_crop = np.asarray(gt[s * y : s * (y + p), s * x : s * (x + p)], dtype=np.float32)
-        flags = self.rng.integers(0, 2, size=3).astype(bool) if self.augment else np.zeros(3, bool)
+        flags = rng.integers(0, 2, size=3).astype(bool) if self.augment else np.zeros(3, bool)
         return Patch(index=i, packed=packed, gt=gt_crop, ratio=float(self.ratios[i]), flags=flags)
 
 

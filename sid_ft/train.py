@@ -40,7 +40,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from sid_ft import __version__, atomic
+from sid_ft import __version__, atomic, cachesize, preempt, runlock
 from sid_ft.errors import SidFtError
 from sid_ft.dataset import Pair, find_pairs, read_pair_list
 from sid_ft.sampling import (BackgroundLoader, CachedPair, DecodeCache, Patch, PatchSampler, load_npy,
@@ -65,6 +65,7 @@ class TrainOptions:
     steps: int | None = None  # default: DEFAULT_STEPS[mode]
     epochs: int | None = None  # SID-style: steps = epochs x scenes of the usable pairs (replaces steps)
     patch_size: int = 512
+    batch_size: int | None = None  # patches per step; None: 1, or what a resumed run's config.json recorded
     lr: float | None = None  # default: DEFAULT_LR[mode]
     lr_decay_step: int | None = None  # default: steps // 2
     lr_decay_factor: float = 0.1
@@ -84,10 +85,12 @@ class TrainOptions:
     feature_cache: bool = True
     feature_dtype: str = "float16"
     cache_dir: str | None = None  # default: <train_dir>/cache
+    cache_max_gb: float | None = None  # limit of the caches; default: 90% of the free space (sid_ft.cachesize)
     ratio_cap: float = 300.0
     camera: str | None = None  # 'sony' | 'fuji'; None: from the files' packing (4 or 9 channels)
     from_scratch: bool = False  # explicit: start from random weights instead of --pretrained
     progress: bool = True
+    force_unlock: bool = False  # take the train dir's lock even if another run seems to hold it
 
 
 @dataclass
@@ -98,6 +101,7 @@ class TrainResult:
     mode: str
     resumed: bool
     skipped: list[str] = field(default_factory=list)
+    stopped_by: str | None = None  # 'SIGTERM' / 'SIGUSR1' when a signal stopped the run before its end
 
 
 # --------------------------------------------------------------------------- scopes
@@ -160,11 +164,15 @@ def design_from_options(opts: TrainOptions) -> GAddConfig:
 # --------------------------------------------------------------------------- augmentation
 
 def augment(x, flags):
-    """SID's augmentation of a ``(N, h, w, c)`` tensor: flip rows, flip columns, transpose (``flags`` (3,) bool)."""
+    """SID's augmentation of a ``(N, h, w, c)`` batch of square patches, each its own way.
+
+    ``flags`` (N, 3) bool: flip rows, flip columns, transpose, per patch (``tf.compat.v1.where``
+    with a vector condition picks whole patches).
+    """
     tf = tf1()
-    x = tf.cond(flags[0], lambda: tf.reverse(x, [1]), lambda: x)
-    x = tf.cond(flags[1], lambda: tf.reverse(x, [2]), lambda: x)
-    return tf.cond(flags[2], lambda: tf.transpose(x, [0, 2, 1, 3]), lambda: x)
+    x = tf.where(flags[:, 0], tf.reverse(x, [1]), x)
+    x = tf.where(flags[:, 1], tf.reverse(x, [2]), x)
+    return tf.where(flags[:, 2], tf.transpose(x, [0, 2, 1, 3]), x)
 
 
 def augment_blocks(image, flags, scale: int):
@@ -214,9 +222,9 @@ def build_train_graph(
     graph = tf.Graph()
     with graph.as_default():
         global_step = tf.train.get_or_create_global_step()
-        flags = tf.placeholder(tf.bool, [3], name="flags")
-        image = tf.placeholder(tf.float32, [1, None, None, spec.in_channels], name="image")
-        gt = tf.placeholder(tf.float32, [1, None, None, 3], name="gt")
+        flags = tf.placeholder(tf.bool, [None, 3], name="flags")  # per patch of the batch
+        image = tf.placeholder(tf.float32, [None, None, None, spec.in_channels], name="image")
+        gt = tf.placeholder(tf.float32, [None, None, None, 3], name="gt")
         inputs = {"flags": flags, "image": image, "gt": gt}
         if mode in ("full", "inside"):
             output, ep = sid_model.sid_network(augment(image, flags), camera=camera, g_add=g_add)
@@ -227,11 +235,11 @@ def build_train_graph(
             base_features = (base_ep["g_conv9_2"], base_ep["g_conv10"])
             packed = image
             if mode == "cached":
-                features = tf.placeholder(tf.float32, [1, None, None, FEATURE_CHANNELS], name="features")
-                logits = tf.placeholder(tf.float32, [1, None, None, spec.out_channels], name="base_logits")
+                features = tf.placeholder(tf.float32, [None, None, None, FEATURE_CHANNELS], name="features")
+                logits = tf.placeholder(tf.float32, [None, None, None, spec.out_channels], name="base_logits")
                 inputs.update(features=features, base_logits=logits)
                 if g_add.packed_input:
-                    packed = tf.placeholder(tf.float32, [1, None, None, spec.in_channels], name="packed_input")
+                    packed = tf.placeholder(tf.float32, [None, None, None, spec.in_channels], name="packed_input")
                     inputs.update(packed_input=packed)
             elif mode == "frozen":
                 features, logits = (tf.stop_gradient(t) for t in base_features)
@@ -255,16 +263,25 @@ def build_train_graph(
                       weights_finite)
 
 
-def feed_for(tg: TrainGraph, patch, ratio: float) -> dict:
-    """The feed dict of one step from a :class:`sid_ft.sampling.Patch`."""
-    feed = {tg.inputs["flags"]: patch.flags, tg.inputs["gt"]: patch.gt[None]}
+def feed_for(tg: TrainGraph, patch, ratio: float | None = None) -> dict:
+    """The feed dict of one step from a :class:`sid_ft.sampling.Patch` or a batch (a list of them).
+
+    Each patch is amplified by ``ratio`` when given, else by its own ``ratio``.
+    """
+    batch = [patch] if isinstance(patch, Patch) else list(patch)
+    ratios = [p.ratio if ratio is None else ratio for p in batch]
+
+    def stack(k: int, amplify: bool = False) -> np.ndarray:
+        return np.stack([np.minimum(p.packed[k] * r, 1.0) if amplify else p.packed[k] for p, r in zip(batch, ratios)])
+
+    feed = {tg.inputs["flags"]: np.stack([p.flags for p in batch]), tg.inputs["gt"]: np.stack([p.gt for p in batch])}
     if tg.mode == "cached":
-        feed[tg.inputs["features"]] = patch.packed[0][None]
-        feed[tg.inputs["base_logits"]] = patch.packed[1][None]
+        feed[tg.inputs["features"]] = stack(0)
+        feed[tg.inputs["base_logits"]] = stack(1)
         if "packed_input" in tg.inputs:
-            feed[tg.inputs["packed_input"]] = np.minimum(patch.packed[2] * ratio, 1.0)[None]
+            feed[tg.inputs["packed_input"]] = stack(2, amplify=True)
     else:
-        feed[tg.inputs["image"]] = np.minimum(patch.packed[0] * ratio, 1.0)[None]
+        feed[tg.inputs["image"]] = stack(0, amplify=True)
     return feed
 
 
@@ -293,6 +310,7 @@ def cached_features(
     for cp in tqdm(pairs, desc="frozen network (feature cache)", unit="image", disable=not progress, leave=False):
         stem = f"{cp.short_key}_{fingerprint}_r{cp.ratio:g}_{dtype}"
         paths = [cache_dir / f"{stem}_feat.npy", cache_dir / f"{stem}_logits.npy"]
+        preempt.check()  # SIGTERM/SIGUSR1 while caching: stop between images
         if not all(p.exists() for p in paths):
             image = np.minimum(np.asarray(cp.short, np.float32) * cp.ratio, 1.0)[None]
             feats, logits = sess.run(tg.base_features, {tg.inputs["image"]: image})
@@ -375,12 +393,25 @@ def _previous_config(train_dir: Path) -> dict | None:
         return None
 
 
+def resolve_batch_size(requested: int | None, previous: dict | None, report: Callable[[str], None]) -> int:
+    """Patches per step: ``--batch-size``, else the resumed run's (its ``config.json``), else 1."""
+    before = (previous or {}).get("batch_size")
+    if requested is None:
+        return before if isinstance(before, int) and before >= 1 else 1
+    if requested < 1:
+        raise SidFtError(None, f"--batch-size {requested}: must be at least 1")
+    if isinstance(before, int) and before != requested:
+        report(f"--batch-size {requested}: this run used {before} patches per step until now")
+    return requested
+
+
 def run_length(opts: TrainOptions, loaded: Sequence[CachedPair], previous: dict | None,
-               report: Callable[[str], None], default_steps: int = DEFAULT_STEPS["full"]) -> tuple[int, int]:
+               report: Callable[[str], None], batch_size: int = 1,
+               default_steps: int = DEFAULT_STEPS["full"]) -> tuple[int, int]:
     """(total steps, learning-rate decay step) of the run.
 
-    ``--epochs E`` counts as SID's train_Sony does, one step per scene per epoch: E x the distinct
-    long exposures among the usable pairs.  A resumed run with the same ``--epochs`` keeps the
+    ``--epochs E`` counts as SID's train_Sony does, one patch per scene per epoch: E x the distinct
+    long exposures among the usable pairs, divided by the patches per step (rounded up).  A resumed run with the same ``--epochs`` keeps the
     length and decay step its ``config.json`` recorded, even if the usable pairs changed since,
     so that a resume neither ends early nor moves the decay.  The decay step defaults to half
     the total.
@@ -389,7 +420,7 @@ def run_length(opts: TrainOptions, loaded: Sequence[CachedPair], previous: dict 
         total = int(default_steps if opts.steps is None else opts.steps)
     else:
         scenes = len({cp.pair.long_path for cp in loaded})
-        total = opts.epochs * scenes
+        total = -(-opts.epochs * scenes // batch_size)
         before = previous or {}
         if before.get("options", {}).get("epochs") == opts.epochs and isinstance(before.get("steps"), int):
             if before["steps"] != total:
@@ -405,7 +436,27 @@ def run_length(opts: TrainOptions, loaded: Sequence[CachedPair], previous: dict 
 
 
 def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainResult:
-    """Run (or resume) a fine-tuning job described by ``opts``; returns where the final checkpoint is."""
+    """Run (or resume) a fine-tuning job described by ``opts``; returns where the final checkpoint is.
+
+    Holds the train dir's lock (:mod:`sid_ft.runlock`) while it runs.  SIGTERM or SIGUSR1
+    (:mod:`sid_ft.preempt`) end the run after the current step with a checkpoint and a record in
+    ``metrics.jsonl``; the result's ``stopped_by`` then names the signal.
+    """
+    with runlock.TrainDirLock(opts.train_dir, force=opts.force_unlock, report=report), \
+            preempt.stop_on_signals() as stop:
+        try:
+            return _train(opts, report, stop)
+        except preempt.Stopped:  # while decoding or caching, before the first step: no new weights to save
+            latest = tf1().train.latest_checkpoint(str(opts.train_dir))
+            step = int(latest.rsplit("-", 1)[1].split(".")[0]) if latest else 0
+            with open(Path(opts.train_dir) / "metrics.jsonl", "a") as metrics:
+                metrics.write(json.dumps(preempt.stop_record(step, stop, latest)) + "\n")
+            report(f"stopped by {stop.signal_name} while preparing the run (files decoded or cached so far are "
+                   "kept); run the same command again to continue")
+            return TrainResult(str(latest), step, None, "", bool(latest), [], stop.signal_name)
+
+
+def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.StopRequest) -> TrainResult:
     from tqdm import tqdm
 
     tf = tf1()
@@ -446,6 +497,10 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
     lr = DEFAULT_LR[mode] if opts.lr is None else float(opts.lr)
     pairs, skipped = collect_pairs(opts, report)
     cache_dir = Path(opts.cache_dir) if opts.cache_dir else train_dir / "cache"
+    # before anything is decoded or written: do the caches fit? (else stop, or train without the feature cache)
+    estimate = cachesize.estimate_caches(pairs, cache_dir, mode == "cached", opts.feature_dtype, opts.ratio_cap)
+    if not cachesize.check_caches(estimate, cache_dir, opts.cache_max_gb, report):
+        mode = "frozen"
     decode = DecodeCache(cache_dir)
 
     def on_error(err: SidFtError) -> None:
@@ -454,7 +509,9 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
 
     loaded = decode.load_pairs(pairs, opts.ratio_cap, on_error=on_error)
     camera = resolve_camera(loaded, opts.camera, model_camera, latest or pretrained_prefix)
-    total_steps, decay_step = run_length(opts, loaded, _previous_config(train_dir) if latest else None, report,
+    previous = _previous_config(train_dir) if latest else None
+    batch_size = resolve_batch_size(opts.batch_size, previous, report)
+    total_steps, decay_step = run_length(opts, loaded, previous, report, batch_size,
                                          default_steps=DEFAULT_STEPS[mode])
     scale = CAMERAS[camera].scale
     config = {
@@ -464,6 +521,7 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
         "camera": camera,
         "g_add": None if g_add is None else g_add.to_dict(),
         "steps": total_steps,
+        "batch_size": batch_size,
         "lr_decay_step": decay_step,
         "pairs": [dataclasses.asdict(cp.pair) | {"ratio": cp.ratio} for cp in loaded],
         "skipped": skipped,
@@ -501,7 +559,7 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
             sources = [[cp.short] for cp in loaded]
         sampler = PatchSampler(
             sources, [cp.gt for cp in loaded], [cp.ratio for cp in loaded], opts.patch_size,
-            seed=opts.seed + start, names=[cp.pair.short_path for cp in loaded],
+            seed=opts.seed, first_step=start, names=[cp.pair.short_path for cp in loaded], batch_size=batch_size,
         )
         spec_info = {"camera": camera, "g_add": None if g_add is None else g_add.to_dict()}
         writer = tf.summary.FileWriter(str(train_dir))
@@ -526,17 +584,17 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
         loader = BackgroundLoader(sampler.sample, depth=8)
         try:
             with open(metrics_path, "a") as metrics:
-                while step < total_steps:
+                while step < total_steps and not stop.requested:
                     t0 = time.perf_counter()
-                    patch = loader.get()
+                    batch = loader.get()  # --batch-size patches
                     t1 = time.perf_counter()
-                    _, loss, lr = sess.run([tg.train_op, tg.loss, tg.lr], feed_for(tg, patch, patch.ratio))
+                    _, loss, lr = sess.run([tg.train_op, tg.loss, tg.lr], feed_for(tg, batch))
                     step += 1  # minimize() adds one to global_step per run
                     t2 = time.perf_counter()
                     if not math.isfinite(loss):
                         raise SidFtError(
                             str(train_dir),
-                            f"loss became {loss} at step {step} (pair {loaded[patch.index].pair.short_path}); "
+                            f"loss became {loss} at step {step} (pairs {sorted({loaded[p.index].pair.short_path for p in batch})}); "
                             f"training stopped, the last good checkpoint is kept: {last_saved}",
                         )
                     last_loss = float(loss)
@@ -550,8 +608,15 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
                         _tb_scalars(writer, step, {"loss": loss, "learning_rate": lr, "step_time_s": t2 - t1})
                     if step % opts.save_every == 0 and step < total_steps:
                         last_saved = save(step)
-            if step > start or not latest:
+            preempted = stop.requested and step < total_steps  # a signal after the last step changes nothing
+            just_saved = preempted and step > start and step % opts.save_every == 0  # by the periodic save
+            if (step > start or not latest) and not just_saved:
                 last_saved = save(step)
+            if preempted:
+                with open(metrics_path, "a") as metrics:
+                    metrics.write(json.dumps(preempt.stop_record(step, stop, last_saved)) + "\n")
+                report(f"stopped by {stop.signal_name} at step {step} of {total_steps}: saved {last_saved}; "
+                       "run the same command again to resume")
         except KeyboardInterrupt:
             if step > start:
                 last_saved = save(step)
@@ -561,7 +626,8 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
             loader.close()
             bar.close()
             writer.close()
-    return TrainResult(str(last_saved), step, last_loss, mode, bool(latest), skipped)
+    return TrainResult(str(last_saved), step, last_loss, mode, bool(latest), skipped,
+                       stop.signal_name if step < total_steps else None)
 
 
 def sample_images(sess, tg: TrainGraph, sampler: PatchSampler, loaded, scale: int, writer, train_dir: Path,
