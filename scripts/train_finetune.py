@@ -17,6 +17,10 @@ first run: the released SID model goes in checkpoints/Sony/ (four files; checkpo
 get them), your pairs in a SID-layout folder or list; then run the result with scripts/test.py, e.g.
   python scripts/test.py --checkpoint checkpoints/mycam --out-dir results photo.ARW --ratio 100
 
+exit codes: 0 done (global_step reached --steps), 1 error (message on stderr; also: another run holds
+--train-dir), 2 bad arguments, 75 stopped by SIGTERM or SIGUSR1 after saving a checkpoint (EX_TEMPFAIL:
+run the same command again to resume), 130 Ctrl-C (a checkpoint is saved too)
+
 examples:
   # adapt the released Sony model to your camera: pairs in SID layout
   #   my_pairs/short/00001_00_0.1s.DNG   my_pairs/long/00001_00_10s.DNG  ...
@@ -30,15 +34,12 @@ examples:
   python scripts/train_finetune.py --dataset-dir my_pairs --trainable-scopes all --checkpoint-exclude-scopes g_add
 
   # as a cluster job: SIGTERM/SIGUSR1 save a checkpoint and exit 75; the same command resumes
-  python scripts/train_finetune.py --dataset-dir my_pairs --train-dir /shared/mycam --steps 4000 \
-      || { [ $? -eq 75 ] && scontrol requeue "$SLURM_JOB_ID"; }
+  #   (requeue the job when the exit code is 75: SLURM and Kubernetes examples in the README)
+  python scripts/train_finetune.py --dataset-dir my_pairs --train-dir /shared/mycam --steps 4000
 
   # the whole job on generated data, no downloads (demo)
   python scripts/train_finetune.py --demo
 
-exit codes: 0 done (global_step reached --steps), 1 error (message on stderr; also: another run holds
---train-dir), 2 bad arguments, 75 stopped by SIGTERM or SIGUSR1 after saving a checkpoint (EX_TEMPFAIL:
-run the same command again to resume), 130 Ctrl-C (a checkpoint is saved too)
 """
 
 
