@@ -25,6 +25,9 @@ examples:
   # retrain every layer, as SID's own training does (slower)
   python scripts/train_finetune.py --dataset-dir my_pairs --trainable-scopes all --checkpoint-exclude-scopes g_add
 
+  # every layer on a CPU with native bfloat16 (or a GPU with tensor cores): 16-bit arithmetic, float32 weights
+  python scripts/train_finetune.py --dataset-dir my_pairs --trainable-scopes all --precision auto
+
   # the whole job on generated data, no downloads (demo)
   python scripts/train_finetune.py --demo
 
@@ -114,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
     opt.add_argument("--no-feature-cache", dest="feature_cache", action="store_false",
                      help="g_add only: run the frozen network on every patch instead of caching its features")
+    opt.add_argument("--precision", default=d.precision, choices=["auto", "fp32", "bf16", "fp16"],
+                     help="arithmetic of the network's forward and backward passes (weights, Adam state and "
+                          "checkpoints stay float32; fp16 scales the loss dynamically): auto = bf16 on a CPU with "
+                          "native bfloat16, fp16 on a CUDA GPU with tensor cores, else fp32. The cached head "
+                          "(the default g_add mode) always trains in fp32, where 16-bit gains nothing "
+                          "(default: %(default)s)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--demo", action="store_true",
                    help="build a demo dataset from bundled photographs, fine-tune and compare (no downloads)")
@@ -126,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.demo:
             from sid_ft.demo import run_demo
 
-            run_demo(progress=args.progress)
+            run_demo(progress=args.progress, precision=args.precision)
             return 0
         from sid_ft.train import TrainOptions, train
 
