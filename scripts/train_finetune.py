@@ -120,9 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--precision", default=d.precision, choices=["auto", "fp32", "bf16", "fp16"],
                      help="arithmetic of the network's forward and backward passes (weights, Adam state and "
                           "checkpoints stay float32; fp16 scales the loss dynamically): auto = bf16 on a CPU with "
-                          "native bfloat16, fp16 on a CUDA GPU with tensor cores, else fp32. The cached head "
-                          "(the default g_add mode) always trains in fp32, where 16-bit gains nothing "
-                          "(default: %(default)s)")
+                          "native bfloat16, fp16 on a CUDA GPU with tensor cores, else fp32. The feature cache is "
+                          "always filled by the float32 network (default: %(default)s)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--demo", action="store_true",
                    help="build a demo dataset from bundled photographs, fine-tune and compare (no downloads)")

@@ -44,7 +44,6 @@ from typing import Iterator, Sequence
 from sid_ft.errors import SidFtError
 
 __all__ = ["PRECISIONS", "Capabilities", "GpuInfo", "Precision", "cpu_flags", "onednn_enabled", "probe", "resolve",
-           "for_training",
            "compute_scope", "to_compute", "to_float32", "configure_session", "loss_scaled", "uses_gpu",
            "cpu_name", "describe_machine"]
 

@@ -231,8 +231,11 @@ def build_train_graph(
             target = augment(gt, flags)
             base_features = None
         else:
-            with prec.compute_scope(precision):
-                _, base_ep = sid_model.sid_unet(prec.to_compute(image, precision), camera=camera)
+            # the cache is filled once per image by the float32 network, whatever the precision: the same
+            # cache serves every run; 'frozen' runs the network on every patch, in the run's precision
+            base_precision = None if mode == "cached" else precision
+            with prec.compute_scope(base_precision):
+                _, base_ep = sid_model.sid_unet(prec.to_compute(image, base_precision), camera=camera)
             base_features = tuple(prec.to_float32(base_ep[k]) for k in ("g_conv9_2", "g_conv10"))
             packed = image
             if mode == "cached":
@@ -455,7 +458,7 @@ def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainRes
         model_camera = ckpt.read_model_spec(pretrained_prefix).camera
 
     mode = training_mode(trainable_scopes, opts.feature_cache, g_add)
-    precision = prec.for_training(opts.precision, mode)
+    precision = prec.resolve(opts.precision)
     if precision.requested != "fp32":
         report(f"precision {precision.name}: {precision.reason}")
     lr = DEFAULT_LR[mode] if opts.lr is None else float(opts.lr)
