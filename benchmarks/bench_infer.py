@@ -174,7 +174,10 @@ def main() -> None:
     p.add_argument("--size", default="1024x1536", help="mosaic HxW (full Sony: 2848x4256) (default: %(default)s)")
     p.add_argument("--images", type=int, default=4, help="files in the end-to-end batch (default: %(default)s)")
     p.add_argument("--repeat", type=int, default=3, help="bare forward repetitions (default: %(default)s)")
-    p.add_argument("--tiles", default="256,512", help="tile sizes (packed pixels) to measure; '' for none")
+    p.add_argument("--tiles", default="256,512",
+                   help="tile sizes (packed pixels) to measure besides the full image; '' for none; 'none' skips "
+                        "the tiling section, full image included (default: %(default)s)")
+    p.add_argument("--matmul-size", type=int, default=4096, help="n of the n x n float32 matmul (default: %(default)s)")
     p.add_argument("--overlap", type=int, default=None, help="tile overlap (default: sid_ft.predictor.DEFAULT_OVERLAP)")
     p.add_argument("--device", default=None, help="cpu, gpu:0 ... (default: TensorFlow's choice)")
     p.add_argument("--precision", default="fp32",
@@ -216,7 +219,7 @@ def main() -> None:
         files = make_inputs(tmp / "in", args.images, h, w)
         print(f"made {len(files)} DNGs of {h}x{w} in {time.perf_counter() - t:.1f} s")
 
-        tf_gflops, np_gflops = matmul_gflops(args.device)
+        tf_gflops, np_gflops = matmul_gflops(args.device, n=args.matmul_size)
         predictors = {c.name: infer.Predictor(args.checkpoint, device=args.device, precision=c) for c in choices}
         x = infer.amplify(sid_raw.load_raw(files[0]).packed, 100.0)
         for pr in predictors.values():
@@ -286,11 +289,11 @@ def main() -> None:
         print(f"  CPU-seconds per image besides the network, alone: decode+pack {decode_cpu:.2f}, 16-bit PNG "
               f"{write_cpu:.2f}; if the network keeps all {cores} cores busy the ratio is at least "
               + ", ".join(f"{1 + (decode_cpu + write_cpu) / (cores * bare[n]):.3f} ({n})" for n in names))
-        print(f"matmul 4096^2 float32: TensorFlow {tf_gflops:7.1f} GFLOP/s, numpy {np_gflops:7.1f} GFLOP/s; "
+        print(f"matmul {args.matmul_size}^2 float32: TensorFlow {tf_gflops:7.1f} GFLOP/s, numpy {np_gflops:7.1f} GFLOP/s; "
               f"float32 network reaches {100 * flops / bare[first] / 1e9 / tf_gflops:.0f}% of TF matmul")
 
         np.save(tmp / "x.npy", x)
-        tiles = [0] + [int(v) for v in args.tiles.split(",") if v.strip()]
+        tiles = [] if args.tiles.strip() == "none" else [0] + [int(v) for v in args.tiles.split(",") if v.strip()]
         print(f"\ntiling (overlap {args.overlap} packed px; each in a fresh process; peak RSS = VmHWM, 'network' = "
               "peak minus the RSS after loading TF, the weights and a 16x16 warm-up):")
         print(f"{'precision':>9} {'tile':>8} {'seconds':>8} {'peak MB':>8} {'network MB':>11} {'PSNR vs full':>13} "

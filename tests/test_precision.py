@@ -249,3 +249,31 @@ def test_fp16_scales_the_loss_and_bf16_does_not():
                            precision=prec.Precision("bf16", "bf16", ""))
     convs = {op.name.split("/")[0]: op.get_attr("T").name for op in tg.graph.get_operations() if op.type == "Conv2D"}
     assert convs["g_conv1_1"] == "float32" and convs["g_add_conv1"] == "bfloat16"
+
+
+# --------------------------------------------------------------------------- benchmarks/gpu_check.sh
+
+
+def test_gpu_check_rejects_unknown_options_and_devices(tmp_path):
+    script = REPO / "benchmarks" / "gpu_check.sh"
+    bad = subprocess.run(["bash", str(script), "--frobnicate"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown option --frobnicate" in bad.stderr and "--device" in bad.stderr
+    bad = subprocess.run(["bash", str(script), "--device", "tpu"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "expected gpu:K" in bad.stderr
+
+
+def test_gpu_check_smoke_on_cpu(tmp_path):
+    """Smoke test: every command of the GPU check runs on the CPU at tiny sizes and writes its figures."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               PYTHON=sys.executable)
+    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--device", "cpu", "--out",
+                           str(tmp_path / "out"), "--size", "64x96", "--patch-size", "16", "--modes", "cached"],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    strict = json.loads((tmp_path / "out" / "infer_fp32.json").read_text())
+    mixed = json.loads((tmp_path / "out" / "infer_tf32_fp16.json").read_text())
+    assert set(strict["bare_s"]) == {"fp32"} and set(mixed["bare_s"]) == {"fp32", "fp16"}
+    assert mixed["quality_vs_fp32"]["fp16"]["psnr"] > 50
+    train16 = json.loads((tmp_path / "out" / "train_tf32_fp16.json").read_text())
+    assert set(train16["median_step_s"]) == {"cached fp32", "cached fp16"}
+    assert "fp16" in proc.stdout.split("summary (")[-1] and "cached" in proc.stdout.split("summary (")[-1]
