@@ -88,7 +88,7 @@ class TrainOptions:
     ratio_cap: float = 300.0
     camera: str | None = None  # 'sony' | 'fuji'; None: from the files' packing (4 or 9 channels)
     from_scratch: bool = False  # explicit: start from random weights instead of --pretrained
-    precision: str = "fp32"  # 'auto' | 'fp32' | 'bf16' | 'fp16' (sid_ft.precision; see training_precision)
+    precision: str = "fp32"  # 'auto' | 'fp32' | 'bf16' | 'fp16' (sid_ft.precision.resolve)
     progress: bool = True
 
 
