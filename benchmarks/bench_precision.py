@@ -2,6 +2,7 @@
 """Does 16-bit training reach float32's quality?  And how far are 16-bit outputs from float32's?
 
     python benchmarks/bench_precision.py --steps 300 --precisions fp32,bf16 --seeds 0
+    python benchmarks/bench_precision.py --base RUN/model.ckpt-300 --steps 200 --seeds 0,1   # fine-tuning
 
 On the demo's data (``sid_ft.demo``, made from scikit-image photographs): for each seed and
 precision, plain SID is trained from scratch on every layer (the mode where 16-bit pays most)
@@ -10,6 +11,9 @@ changes hit them alike.  Each checkpoint is then scored on the demo's held-out s
 camera, 3 scenes x 2 ratios; float32 inference, PSNR against the long exposures), and the
 float32-trained checkpoint is run in every precision to compare its outputs with float32's
 (PSNR and largest difference in 16-bit steps, over all held-out images).
+
+With ``--base CHECKPOINT`` the runs fine-tune every layer of that plain SID checkpoint (with
+the default g_add design added) on the new camera's training pairs instead.
 
 Everything goes to a temporary folder unless ``--work-dir`` is given.
 """
@@ -54,6 +58,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-4, help="(default: %(default)s, the demo's base rate)")
     ap.add_argument("--precisions", default="fp32,bf16", help="(default: %(default)s)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds (default: %(default)s)")
+    ap.add_argument("--base", help="fine-tune every layer of this plain SID checkpoint on the new camera "
+                                   "instead of training from scratch on the source camera")
     ap.add_argument("--work-dir", help="keep data and checkpoints here (default: a temporary folder)")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
@@ -73,9 +79,12 @@ def main() -> None:
             order = names if seed % 2 == 0 else names[::-1]
             for n in order:
                 t0 = time.perf_counter()
+                what = dict(dataset_dir=str(dirs["source"]), split="all", from_scratch=True) if not args.base else \
+                    dict(dataset_dir=str(dirs["newcam"]), split="train", pretrained=args.base)
+                tag = "finetune_" if args.base else ""
                 result = train(TrainOptions(
-                    dataset_dir=str(dirs["source"]), split="all", train_dir=str(root / "runs" / f"{n}_seed{seed}"),
-                    from_scratch=True, trainable_scopes="all", steps=args.steps, lr=args.lr,
+                    **what, train_dir=str(root / "runs" / f"{tag}{n}_seed{seed}"),
+                    trainable_scopes="all", steps=args.steps, lr=args.lr,
                     patch_size=args.patch_size, save_every=args.steps, seed=seed, progress=False, log_every=10,
                     precision=n), report=lambda m: None)
                 seconds = time.perf_counter() - t0
@@ -84,7 +93,8 @@ def main() -> None:
                 runs[n][seed] = {"checkpoint": result.checkpoint, "train_s": seconds, "psnr": float(np.mean(scores))}
                 print(f"seed {seed} {n}: {args.steps} steps in {seconds:.0f} s, held-out PSNR {np.mean(scores):.3f} dB",
                       flush=True)
-        print(f"\nheld-out PSNR after {args.steps} steps from scratch (float32 inference), mean over seeds {seeds}:")
+        start = f"fine-tuning {args.base}" if args.base else "from scratch"
+        print(f"\nheld-out PSNR after {args.steps} steps {start} (float32 inference), mean over seeds {seeds}:")
         summary = {}
         for n in names:
             values = [runs[n][s]["psnr"] for s in seeds]
