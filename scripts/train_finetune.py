@@ -36,6 +36,8 @@ examples:
   # as a cluster job: SIGTERM/SIGUSR1 save a checkpoint and exit 75; the same command resumes
   #   (requeue the job when the exit code is 75: SLURM and Kubernetes examples in the README)
   python scripts/train_finetune.py --dataset-dir my_pairs --train-dir /shared/mycam --steps 4000
+  # every layer on a CPU with native bfloat16 (or a GPU with tensor cores): 16-bit arithmetic, float32 weights
+  python scripts/train_finetune.py --dataset-dir my_pairs --trainable-scopes all --precision auto
 
   # the whole job on generated data, no downloads (demo)
   python scripts/train_finetune.py --demo
@@ -137,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="take TRAIN_DIR/train.lock even if another run holds it (only when you know that run "
                             "is gone, e.g. its node crashed; a lock of a dead process on this host is taken over "
                             "without it)")
+    opt.add_argument("--precision", default=d.precision, choices=["auto", "fp32", "bf16", "fp16"],
+                     help="arithmetic of the network's forward and backward passes (weights, Adam state and "
+                          "checkpoints stay float32; fp16 scales the loss dynamically): auto = bf16 on a CPU with "
+                          "native bfloat16, fp16 on a CUDA GPU with tensor cores, else fp32. The feature cache is "
+                          "always filled by the float32 network (default: %(default)s)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--demo", action="store_true",
                    help="build a demo dataset from bundled photographs, fine-tune and compare (no downloads)")
@@ -172,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.demo:
                 from sid_ft.demo import run_demo
 
-                run_demo(progress=args.progress)
+                run_demo(progress=args.progress, precision=args.precision)
                 return 0
             from sid_ft.preflight import check_training_inputs
             from sid_ft.train import TrainOptions, train

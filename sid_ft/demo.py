@@ -203,18 +203,20 @@ def _released_sony(root: Path) -> str | None:
 
 
 def evaluate(checkpoint: str, test_list: Path, out_dir: Path, progress: bool,
-             report: Callable[[str], None] = print) -> dict:
+             report: Callable[[str], None] = print, precision: str = "fp32") -> dict:
+    """Run ``checkpoint`` on the pairs of ``test_list`` in ``precision`` (:mod:`sid_ft.precision`);
+    ``{'psnr', 'ssim', 'records'}`` (means over the files, and their records)."""
     from sid_ft.infer import InferOptions, run_inference
 
     summary = run_inference(InferOptions(checkpoint=checkpoint, test_list=str(test_list), out_dir=str(out_dir),
-                                         bits=8, progress=progress), report=report)
+                                         bits=8, progress=progress, precision=precision), report=report)
     if summary.failed:
         raise SidFtError(str(out_dir), f"{summary.failed} held-out file(s) failed; see summary.json")
     return {"psnr": summary.mean("psnr"), "ssim": summary.mean("ssim"), "records": summary.records}
 
 
 def base_model(root: Path, dirs: dict[str, Path], settings: DemoSettings, progress: bool,
-               report: Callable[[str], None]) -> str:
+               report: Callable[[str], None], precision: str = "fp32") -> str:
     """The released Sony checkpoint under ``root/checkpoints/Sony``, else a short base training on the source camera."""
     from sid_ft.train import TrainOptions, train
 
@@ -229,19 +231,22 @@ def base_model(root: Path, dirs: dict[str, Path], settings: DemoSettings, progre
         from_scratch=True, trainable_scopes="all", steps=settings.base_steps, lr=settings.base_lr,
         lr_decay_step=settings.base_lr_decay_step,
         patch_size=settings.base_patch, save_every=max(1, settings.base_steps // 2), seed=settings.seed,
-        progress=progress, log_every=10), report=report).checkpoint
+        progress=progress, log_every=10, precision=precision), report=report).checkpoint
 
 
 def run_demo(root: str | os.PathLike = ".", settings: DemoSettings | None = None, progress: bool = True,
-             report: Callable[[str], None] = print) -> DemoResult:
-    """Build the demo data, get a base model, fine-tune g_add, compare on held-out scenes (see module doc)."""
+             report: Callable[[str], None] = print, precision: str = "fp32") -> DemoResult:
+    """Build the demo data, get a base model, fine-tune g_add, compare on held-out scenes (see module doc).
+
+    ``precision`` (:mod:`sid_ft.precision`) applies to the base training, the fine-tuning and the evaluation.
+    """
     from sid_ft.train import TrainOptions, train
 
     settings = settings or DemoSettings()
     root = Path(root)
     report("[1/4] demo dataset: photographs -> linear Bayer mosaics -> DNG pairs of two cameras")
     dirs = build_dataset(root / "datasets" / "demo", settings, progress)
-    base = base_model(root, dirs, settings, progress, report)
+    base = base_model(root, dirs, settings, progress, report, precision)
 
     report("[3/4] fine-tune only the g_add layers on the new camera's training scenes (checkpoints/demo/)")
     finetune_dir = root / "checkpoints" / "demo"
@@ -249,12 +254,13 @@ def run_demo(root: str | os.PathLike = ".", settings: DemoSettings | None = None
         dataset_dir=str(dirs["newcam"]), split="train", pretrained=base, train_dir=str(finetune_dir),
         steps=settings.finetune_steps, lr=settings.finetune_lr, patch_size=settings.finetune_patch,
         g_add_width=settings.g_add_width, g_add_depth=settings.g_add_depth, seed=settings.seed,
-        save_every=settings.finetune_steps, progress=progress, log_every=10), report=report).checkpoint
+        save_every=settings.finetune_steps, progress=progress, log_every=10, precision=precision),
+        report=report).checkpoint
 
     report("[4/4] base vs fine-tuned on the new camera's held-out scenes")
     test_list = dirs["newcam"] / "test_list.txt"
-    res_base = evaluate(base, test_list, finetune_dir / "eval_base", progress, report)
-    res_ft = evaluate(finetuned, test_list, finetune_dir / "eval_finetuned", progress, report)
+    res_base = evaluate(base, test_list, finetune_dir / "eval_base", progress, report, precision)
+    res_ft = evaluate(finetuned, test_list, finetune_dir / "eval_finetuned", progress, report, precision)
     images = []
     for rb, rf in zip(res_base["records"], res_ft["records"]):
         images.append({"input": rb.input, "ground_truth_png": str(Path(rf.output).with_name(

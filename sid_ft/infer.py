@@ -91,6 +91,7 @@ class InferOptions:
     shard: tuple[int, int] | None = None
     skip_existing: bool = False
     device: str | None = None
+    precision: str = "fp32"  # 'auto' | 'fp32' | 'bf16' | 'fp16' (sid_ft.precision)
     export_savedmodel: str | None = None
     decode_workers: int = 2
     write_workers: int = 2
@@ -302,9 +303,12 @@ def run_inference(opts: InferOptions, report: Report | None = None,
 
     own = predictor is None
     if own:
-        predictor = Predictor(opts.checkpoint, device=opts.device, tile=opts.tile, overlap=opts.overlap)
+        predictor = Predictor(opts.checkpoint, device=opts.device, tile=opts.tile, overlap=opts.overlap,
+                              precision=opts.precision)
     if own and opts.tile is not None and predictor.tile != opts.tile:
         say(f"note: --tile {opts.tile} rounded up to {predictor.tile} (a multiple of {TILE_MULTIPLE})")
+    if predictor.precision.requested != "fp32":
+        say(f"precision {predictor.precision.name}: {predictor.precision.reason}")
     summary = RunSummary(records=[], wall_s=0.0)
     try:
         if opts.export_savedmodel:
@@ -324,6 +328,7 @@ def run_inference(opts: InferOptions, report: Report | None = None,
             "g_add": None if predictor.spec.g_add is None else predictor.spec.g_add.to_dict(),
             "shard": None if opts.shard is None else f"{opts.shard[0]}/{opts.shard[1]}",
             "orientation": opts.orientation or "camera for files given, sensor for SID pairs",
+            "precision": predictor.precision.to_dict(),
             "bits": opts.bits, "tile": predictor.tile, "overlap": predictor.overlap if predictor.tile else None,
             "metrics_note": SSIM_NOTE_8BIT if opts.protocol == "sid" else SSIM_NOTE, "protocol": opts.protocol}
     if opts.protocol == "sid":

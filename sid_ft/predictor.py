@@ -17,11 +17,14 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from sid_ft.errors import SidFtError
+
+if TYPE_CHECKING:
+    from sid_ft.precision import Precision
 
 __all__ = [
     "DEFAULT_OVERLAP",
@@ -164,18 +167,24 @@ class Predictor:
       fold: fold the g_add additions inside the network into its convolutions at load time
         (:func:`sid_ft.model.fold_g_add`; the same output within float32 rounding, at plain SID's
         cost); False runs them as separate layers, as in training.
+      precision: 'fp32' (default), 'bf16', 'fp16' or 'auto' (:func:`sid_ft.precision.resolve`: bf16 on a
+        CPU with native bfloat16, fp16 on a CUDA GPU with tensor cores, else fp32), or a resolved
+        :class:`sid_ft.precision.Precision`.  Weights stay float32 and are cast where they are used;
+        input and output are float32 whatever the precision; tiles are blended in float32.
 
-    Attributes: ``spec`` (:class:`sid_ft.checkpoint.ModelSpec`), ``in_channels``, ``scale``,
+    Attributes: ``spec`` (:class:`sid_ft.checkpoint.ModelSpec`), ``precision`` (the resolved
+    :class:`sid_ft.precision.Precision`), ``in_channels``, ``scale``,
     ``graph``, ``sess``, ``input`` (placeholder ``(N, h, w, C)`` float32, packed and amplified),
     ``output`` (``(N, s*h, s*w, 3)`` float32 in [0, 1]: the network's output clipped; the input is
     clamped to at most 1 inside the graph, as SID does after amplifying).
     """
 
     def __init__(self, checkpoint: str | os.PathLike, device: str | None = None, tile: int | None = None,
-                 overlap: int = DEFAULT_OVERLAP, fold: bool = True):
+                 overlap: int = DEFAULT_OVERLAP, fold: bool = True, precision: str | Precision | None = None):
         from sid_ft._tf import tf1
         from sid_ft import checkpoint as ckpt
         from sid_ft import model
+        from sid_ft import precision as prec
 
         tf = tf1()
         self.spec = ckpt.read_model_spec(checkpoint)
@@ -186,6 +195,7 @@ class Predictor:
         if self.tile is not None:
             tile_spans(self.tile + 1, self.tile, self.overlap)  # validates tile/overlap early
         self.device = device
+        self.precision = precision if isinstance(precision, prec.Precision) else prec.resolve(precision, device)
         dev, config = _session_config(tf, device)
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -194,8 +204,10 @@ class Predictor:
                 clamped = tf.minimum(self.input, 1.0, name="clamped_input")
                 self.graph_g_add = self.spec.g_add.folded() if fold and self.spec.g_add is not None \
                     else self.spec.g_add
-                out, self.end_points = model.sid_network(clamped, camera=self.spec.camera, g_add=self.graph_g_add)
-                self.output = tf.clip_by_value(out, 0.0, 1.0, name="rgb")
+                with prec.compute_scope(self.precision):  # float32 weights, cast to the compute type at use
+                    out, self.end_points = model.sid_network(prec.to_compute(clamped, self.precision),
+                                                             camera=self.spec.camera, g_add=self.graph_g_add)
+                self.output = tf.clip_by_value(prec.to_float32(out), 0.0, 1.0, name="rgb")
             self.sess = tf.Session(graph=self.graph, config=config)
             try:
                 if fold:
@@ -247,7 +259,8 @@ def export_savedmodel(predictor: Predictor, export_dir: str | os.PathLike) -> Pa
 
     Signature ``serving_default``: one input ``packed`` (``(N, h, w, C)`` float32, packed and
     amplified; values above 1 are clamped like SID), one output ``rgb`` (``(N, s*h, s*w, 3)``
-    float32 in [0, 1]).  Tag ``serve``; device placements are cleared.  ``export_dir`` must not
+    float32 in [0, 1]).  The network inside runs in ``predictor.precision`` (explicit casts in the
+    graph, float32 variables), so a server runs it as ``test.py --precision`` did.  Tag ``serve``; device placements are cleared.  ``export_dir`` must not
     exist or be empty (SidFtError otherwise).
     """
     from sid_ft._tf import tf1

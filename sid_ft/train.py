@@ -47,6 +47,7 @@ from sid_ft.sampling import (BackgroundLoader, CachedPair, DecodeCache, Patch, P
                              save_npy_atomic)
 from sid_ft import checkpoint as ckpt
 from sid_ft import model as sid_model
+from sid_ft import precision as prec
 from sid_ft.model import CAMERAS, GAddConfig
 from sid_ft._tf import tf1
 
@@ -89,6 +90,7 @@ class TrainOptions:
     ratio_cap: float = 300.0
     camera: str | None = None  # 'sony' | 'fuji'; None: from the files' packing (4 or 9 channels)
     from_scratch: bool = False  # explicit: start from random weights instead of --pretrained
+    precision: str = "fp32"  # 'auto' | 'fp32' | 'bf16' | 'fp16' (sid_ft.precision.resolve)
     progress: bool = True
     force_unlock: bool = False  # take the train dir's lock even if another run seems to hold it
 
@@ -208,10 +210,13 @@ def build_train_graph(
     lr_decay_step: int,
     lr_decay_factor: float,
     keep: int = 5,
+    precision: prec.Precision | None = None,
 ) -> TrainGraph:
     """Build the training graph for ``mode`` ('full', 'inside', 'frozen' or 'cached') in a new ``tf.Graph``.
 
     ``g_add`` None builds plain SID (only in 'full' mode: the other modes train g_add layers).
+    ``precision`` (None: fp32): the arithmetic of the networks (:func:`sid_ft.precision.compute_scope`:
+    variables and Adam state stay float32); the loss is float32; fp16 scales it (:func:`sid_ft.precision.loss_scaled`).
     """
     tf = tf1()
     if g_add is None and mode != "full":
@@ -227,12 +232,19 @@ def build_train_graph(
         gt = tf.placeholder(tf.float32, [None, None, None, 3], name="gt")
         inputs = {"flags": flags, "image": image, "gt": gt}
         if mode in ("full", "inside"):
-            output, ep = sid_model.sid_network(augment(image, flags), camera=camera, g_add=g_add)
+            with prec.compute_scope(precision):
+                output, ep = sid_model.sid_network(prec.to_compute(augment(image, flags), precision), camera=camera,
+                                                   g_add=g_add)
+            output = prec.to_float32(output)
             target = augment(gt, flags)
             base_features = None
         else:
-            _, base_ep = sid_model.sid_unet(image, camera=camera)
-            base_features = (base_ep["g_conv9_2"], base_ep["g_conv10"])
+            # the cache is filled once per image by the float32 network, whatever the precision: the same
+            # cache serves every run; 'frozen' runs the network on every patch, in the run's precision
+            base_precision = None if mode == "cached" else precision
+            with prec.compute_scope(base_precision):
+                _, base_ep = sid_model.sid_unet(prec.to_compute(image, base_precision), camera=camera)
+            base_features = tuple(prec.to_float32(base_ep[k]) for k in ("g_conv9_2", "g_conv10"))
             packed = image
             if mode == "cached":
                 features = tf.placeholder(tf.float32, [None, None, None, FEATURE_CHANNELS], name="features")
@@ -245,8 +257,11 @@ def build_train_graph(
                 features, logits = (tf.stop_gradient(t) for t in base_features)
             else:
                 raise ValueError(f"unknown training mode {mode!r}")
-            output, _ = sid_model.g_add_head(augment(features, flags), augment(logits, flags), g_add, camera=camera,
-                                             packed=augment(packed, flags))
+            with prec.compute_scope(precision):
+                output, _ = sid_model.g_add_head(*(prec.to_compute(augment(t, flags), precision)
+                                                   for t in (features, logits)), g_add, camera=camera,
+                                                 packed=prec.to_compute(augment(packed, flags), precision))
+            output = prec.to_float32(output)
             target = augment_blocks(gt, flags, spec.scale)
         loss = tf.reduce_mean(tf.abs(output - target), name="l1_loss")
         lr_t = tf.train.piecewise_constant(
@@ -254,7 +269,7 @@ def build_train_graph(
         )
         trainable = select_trainable(tf.trainable_variables(), list(trainable_scopes))
         optimizer = tf.train.AdamOptimizer(lr_t)
-        train_op = optimizer.minimize(loss, global_step=global_step, var_list=trainable)
+        train_op = prec.loss_scaled(optimizer, precision).minimize(loss, global_step=global_step, var_list=trainable)
         saver = ckpt.make_saver(max_to_keep=keep)
         state = trainable + [optimizer.get_slot(v, name) for v in trainable for name in optimizer.get_slot_names()]
         weights_finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.is_finite(v)) for v in state if v is not None]),
@@ -494,6 +509,9 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
         model_camera = ckpt.read_model_spec(pretrained_prefix).camera
 
     mode = training_mode(trainable_scopes, opts.feature_cache, g_add)
+    precision = prec.resolve(opts.precision)
+    if precision.requested != "fp32":
+        report(f"precision {precision.name}: {precision.reason}")
     lr = DEFAULT_LR[mode] if opts.lr is None else float(opts.lr)
     pairs, skipped = collect_pairs(opts, report)
     cache_dir = Path(opts.cache_dir) if opts.cache_dir else train_dir / "cache"
@@ -517,6 +535,7 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
     config = {
         "options": dataclasses.asdict(opts),
         "mode": mode,
+        "precision": precision.to_dict(),
         "lr": lr,
         "camera": camera,
         "g_add": None if g_add is None else g_add.to_dict(),
@@ -532,7 +551,8 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
     }
     atomic.write_text(train_dir / "config.json", json.dumps(config, indent=2, default=str))
 
-    tg = build_train_graph(camera, g_add, mode, trainable_scopes, lr, decay_step, opts.lr_decay_factor, opts.keep)
+    tg = build_train_graph(camera, g_add, mode, trainable_scopes, lr, decay_step, opts.lr_decay_factor, opts.keep,
+                           precision=precision)
     session_config = tf.ConfigProto()
     session_config.gpu_options.allow_growth = True
     with tg.graph.as_default(), tf.Session(graph=tg.graph, config=session_config) as sess:
@@ -548,6 +568,7 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
         else:
             restored = ckpt.restore_pretrained(sess, pretrained_prefix, exclude_scopes=tuple(exclude_scopes))
             report(f"restored {len(restored)} tensors from {pretrained_prefix}")
+        sess.run(tf.local_variables_initializer())  # e.g. fp16's loss scale, which checkpoints do not keep
         start = int(sess.run(tg.global_step))
 
         if mode == "cached":
