@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -282,7 +283,8 @@ def main() -> None:
         decoded = infer._decode(job, opts, predictor_in, predictor_scale)
         decode_cpu = time.process_time() - t
         t = time.process_time()
-        infer._write(decoded, rgb, infer.output_paths(job, tmp / "alone"), 16, False,
+        infer._write(decoded, rgb, infer.output_paths(job, tmp / "alone"),
+                     dataclasses.replace(opts, bits=16, metrics=False),
                      infer.FileRecord(input=str(files[0]), status="running"))
         write_cpu = time.process_time() - t
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
