@@ -41,15 +41,6 @@ from sid_ft.precision import cpu_name  # noqa: E402,F401  (benchmarks/bench_fold
 from sid_ft.sampling import Patch  # noqa: E402
 from sid_ft.train import build_train_graph, feed_for  # noqa: E402
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
