@@ -105,6 +105,7 @@ def quality(workdir: Path, patches: int, batch: int, seeds: list[int], lr_scales
                                         train_dir=str(train_dir), steps=steps, batch_size=n, lr=rate,
                                         lr_decay_step=10**9, patch_size=settings.finetune_patch,
                                         g_add_width=settings.g_add_width, g_add_depth=settings.g_add_depth,
+                                        g_add_head=True, g_add_rank=0,  # the head design, cached features
                                         seed=seed, save_every=10**9, progress=False, log_every=10,
                                         cache_dir=str(workdir / "cache")), report=lambda m: None)
             row["train_s"].append(time.perf_counter() - t0)

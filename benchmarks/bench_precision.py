@@ -84,7 +84,7 @@ def main() -> None:
                 tag = "finetune_" if args.base else ""
                 result = train(TrainOptions(
                     **what, train_dir=str(root / "runs" / f"{tag}{n}_seed{seed}"),
-                    trainable_scopes="all", steps=args.steps, lr=args.lr,
+                    trainable_scopes="all", steps=args.steps, lr=args.lr, g_add_head=True, g_add_rank=0,
                     patch_size=args.patch_size, save_every=args.steps, seed=seed, progress=False, log_every=10,
                     precision=n), report=lambda m: None)
                 seconds = time.perf_counter() - t0
