@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Inference cost of a fine-tuned model against plain SID: folded additions add nothing.
 
-    python benchmarks/bench_fold.py --size 1024x1536 --repeat 5 --design affine+rank16
+    python benchmarks/bench_fold.py --size 1024x1536 --repeat 5 --design rank32
 
 Three checkpoints from the same random released-layout base, run through ``Predictor``:
 
@@ -59,7 +59,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="1024x1536", help="mosaic HxW (packed is half) (default: %(default)s)")
     ap.add_argument("--repeat", type=int, default=5, help="timed forwards per model (default: %(default)s)")
-    ap.add_argument("--design", default="affine+rank16", help="g_add design (default: %(default)s)")
+    ap.add_argument("--design", default="rank32", help="g_add design (default: %(default)s)")
     ap.add_argument("--device", default=None, help="cpu, gpu or gpu:K (default: TensorFlow's choice)")
     args = ap.parse_args()
     h, w = (int(v) // 2 for v in args.size.lower().split("x"))

@@ -2,7 +2,7 @@
 """Quality of g_add fine-tuning designs against all-layer fine-tuning, on two new cameras.
 
     python benchmarks/bench_quality.py --workdir /tmp/sid_quality --steps 400 --seeds 0,1,2 \\
-        --designs affine+rank16,head,affine,rank16 --cases colour,noise
+        --designs rank32,head,affine,rank16 --cases colour,noise
 
 From one base model (the released Sony checkpoint in ``<workdir>/checkpoints/Sony`` if
 present, else the demo's base training on the source camera), per case:
@@ -82,7 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", default="benchmarks/results/quality", help="data, base model and runs go here")
     ap.add_argument("--steps", type=int, default=400, help="fine-tuning steps N (default: %(default)s)")
-    ap.add_argument("--designs", default="affine+rank16,head",
+    ap.add_argument("--designs", default="rank32,head",
                     help="comma-separated g_add designs; the first is checked against the targets "
                          "(default: %(default)s)")
     ap.add_argument("--cases", default="colour,noise", help="comma-separated: colour, noise (default: %(default)s)")

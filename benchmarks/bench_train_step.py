@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Step time of the training modes at one patch size, measured in one run.
 
-    python benchmarks/bench_train_step.py --patch-size 256 --steps 20 --designs affine+rank16
+    python benchmarks/bench_train_step.py --patch-size 256 --steps 20 --designs rank32,rank16
     python benchmarks/bench_train_step.py --patch-size 512 --steps 3 --precision fp32,bf16   # a row per mode and precision
 
 * full   — every layer learns (``--trainable-scopes all``): SID's own training step;
@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--g-add-depth", type=int, default=GAddConfig().depth)
     ap.add_argument("--g-add-width", type=int, default=GAddConfig().width)
-    ap.add_argument("--designs", default="affine+rank16",
+    ap.add_argument("--designs", default="rank32",
                     help="comma-separated designs with additions inside the network, one 'inside' row each "
                          "(default: %(default)s)")
     ap.add_argument("--precision", default="fp32",
