@@ -99,6 +99,7 @@ class DemoSettings:
                                             "hubble_deep_field")
     newcam_train_crops: int = 2
     newcam_test_photos: tuple[str, ...] = ("chelsea", "colorwheel", "motorcycle")
+    newcam_test_crops: int = 1  # crops per held-out photo, spread evenly over it
     max_crops_per_photo: int = 4
 
 
@@ -114,15 +115,31 @@ class DemoResult:
 
 
 def _photo(name: str) -> np.ndarray:
+    """An RGB photograph: a scikit-image sample by name (``motorcycle`` and ``motorcycle_right`` are the
+    two views of its stereo pair), or ``raw:<path>``, a RAW file rendered by LibRaw as SID renders its
+    ground truth (8-bit)."""
     import skimage.data
 
-    if name == "motorcycle":  # the left view of scikit-image's stereo pair
-        img = skimage.data.stereo_motorcycle()[0]
+    if name.startswith("raw:"):
+        from sid_ft.raw import render_reference
+
+        return np.round(render_reference(name[4:]) * 255).astype(np.uint8)
+    if name in ("motorcycle", "motorcycle_right"):
+        img = skimage.data.stereo_motorcycle()[0 if name == "motorcycle" else 1]
+    elif name.startswith("_") or not callable(getattr(skimage.data, name, None)):
+        raise SidFtError(None, f"{name!r} is neither a scikit-image sample nor raw:<path>")
     else:
         img = getattr(skimage.data, name)()
     if img.ndim != 3 or img.shape[2] < 3:
         raise SidFtError(None, f"scikit-image sample {name!r} is not an RGB photograph")
     return img[..., :3]
+
+
+def _spread(items: list, count: int) -> list:
+    """``count`` of ``items`` spread evenly from the first to the last (all of them if there are fewer)."""
+    if count >= len(items):
+        return items
+    return [items[int(round(i))] for i in np.linspace(0, len(items) - 1, count)]
 
 
 def _crops(img: np.ndarray, size: int, limit: int) -> list[np.ndarray]:
@@ -172,8 +189,8 @@ def build_dataset(root: str | os.PathLike, settings: DemoSettings, progress: boo
             for j, crop in enumerate(_crops(_photo(name), settings.crop, 99)[::-1][: settings.newcam_train_crops]):
                 jobs.append((dirs[target], f"0{k:02d}{j:02d}", crop, cam))
         for k, name in enumerate(settings.newcam_test_photos):
-            crop = _crops(_photo(name), settings.crop, 1)[0]
-            jobs.append((dirs[target], f"1{k:02d}00", crop, cam))
+            for j, crop in enumerate(_spread(_crops(_photo(name), settings.crop, 99), settings.newcam_test_crops)):
+                jobs.append((dirs[target], f"1{k:02d}{j:02d}", crop, cam))
     for d in dirs.values():
         for sub in ("short", "long"):
             (d / sub).mkdir(parents=True, exist_ok=True)

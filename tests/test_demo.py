@@ -53,6 +53,38 @@ def test_noise_camera_differs_in_noise_layout_and_levels(tmp_path):
     assert NOISE_CAMERA.rgb_to_cam == SOURCE_CAMERA.rgb_to_cam and NOISE_CAMERA.wb_gains == SOURCE_CAMERA.wb_gains
 
 
+def test_held_out_photos_from_a_raw_file_and_several_crops(tmp_path):
+    """The benchmark's held-out set: a real RAW sample rendered by LibRaw is the photograph, cut into
+    crops spread over it; unknown names are refused with the name."""
+    import dataclasses
+
+    import pytest
+
+    from sid_ft.demo import _photo
+    from sid_ft.errors import SidFtError
+    from sid_ft.raw import render_reference
+
+    sample = Path(__file__).parent / "data" / "raw" / "Kodak_DC120_DC120IMG_P003908.KDC"
+    photo = _photo(f"raw:{sample}")
+    assert photo.dtype == np.uint8 and photo.shape == render_reference(sample).shape
+    settings = dataclasses.replace(TOY, crop=256, newcam_test_photos=(f"raw:{sample}", "motorcycle_right"),
+                                   newcam_test_crops=3)
+    dirs = build_dataset(tmp_path / "demo", settings, progress=False)
+    test = read_pair_list(dirs["newcam"] / "test_list.txt")
+    scenes = sorted({Path(p.short_path).name.split("_")[0] for p in test})
+    # 976x848 photosites hold 3x3 crops of 256: three spread over them; the 500x741 motorcycle view
+    # holds two, both taken
+    assert scenes == ["10000", "10001", "10002", "10100", "10101"]
+    longs = {}
+    for pair in test:
+        with rawpy.imread(pair.long_path) as raw:
+            longs[Path(pair.short_path).name.split("_")[0]] = raw.raw_image_visible.copy()
+    assert longs["10000"].shape == (256, 256)
+    assert not np.array_equal(longs["10000"], longs["10001"])  # different parts of the photo
+    with pytest.raises(SidFtError, match="no_such_photo"):
+        _photo("no_such_photo")
+
+
 def test_toy_demo_end_to_end_and_rerun_reuses(tmp_path):
     messages: list[str] = []
     result = run_demo(tmp_path, TOY, progress=False, report=messages.append)
