@@ -9,10 +9,11 @@ graph, fed batches of N random patches; the batch sizes run interleaved after a
 warm-up, so machine noise hits them alike; medians.  Weights are random: step time
 does not depend on their values.
 
-Quality (``--quality``): from the demo's base model, g_add fine-tuning (cached
-features) on the demo's new camera with the same number of patches seen: batch 1
-for P steps, and batch B for P/B steps at the learning rate times each ``--lr-scales``;
-PSNR/SSIM on the held-out scenes (as bench_quality.py).
+Quality (``--quality``): in bench_quality.py's world (its base model and held-out
+scenes; the same ``--workdir`` reuses them), g_add fine-tuning of the head (cached
+features, its default rate and schedule) on the demo's new camera with the same number
+of patches seen: batch 1 for P steps, and batch B for P/B steps at the rate times each
+``--lr-scales``; PSNR/SSIM on the held-out scenes.
 """
 from __future__ import annotations
 
@@ -82,16 +83,17 @@ def speed(patch: int, batch_sizes: list[int], steps: int, warmup: int, cfg: GAdd
 
 
 def quality(workdir: Path, patches: int, batch: int, seeds: list[int], lr_scales: list[float],
-            with_batch1: bool = True) -> list[dict]:
+            with_batch1: bool = True, base_steps: int = 10000) -> list[dict]:
     """PSNR/SSIM of g_add fine-tuning with ``patches`` patches seen: batch 1, and batch ``batch`` at the
     learning rate times each of ``lr_scales``."""
-    from sid_ft.demo import DemoSettings, base_model, build_dataset, evaluate
-    from sid_ft.train import TrainOptions, train
+    from benchmarks.bench_quality import CASES, bench_settings
+    from sid_ft.demo import base_model, build_dataset, evaluate
+    from sid_ft.train import DEFAULT_LR, TrainOptions, train
 
-    settings = DemoSettings()
-    dirs = build_dataset(workdir / "datasets" / "demo", settings, progress=False)
+    settings = bench_settings(base_steps)
+    dirs = build_dataset(workdir / "datasets" / "demo", settings, progress=False, targets=tuple(CASES.values()))
     base = base_model(workdir, dirs, settings, progress=False, report=lambda m: print(m, file=sys.stderr))
-    lr = settings.finetune_lr
+    lr = DEFAULT_LR["cached"]
     runs = [("batch 1", 1, patches, lr)] if with_batch1 else []
     runs += [(f"batch {batch}, lr x{k:g}", batch, patches // batch, lr * k) for k in lr_scales]
     rows = []
@@ -103,7 +105,7 @@ def quality(workdir: Path, patches: int, batch: int, seeds: list[int], lr_scales
             t0 = time.perf_counter()
             result = train(TrainOptions(dataset_dir=str(dirs["newcam"]), split="train", pretrained=base,
                                         train_dir=str(train_dir), steps=steps, batch_size=n, lr=rate,
-                                        lr_decay_step=10**9, patch_size=settings.finetune_patch,
+                                        patch_size=settings.finetune_patch,
                                         g_add_width=settings.g_add_width, g_add_depth=settings.g_add_depth,
                                         g_add_head=True, g_add_rank=0,  # the head design, cached features
                                         seed=seed, save_every=10**9, progress=False, log_every=10,
@@ -133,6 +135,8 @@ def main() -> None:
     ap.add_argument("--lr-scales", default="1,4", help="(--quality) learning rates of the batched runs, as "
                                                       "multiples of batch 1's (default: %(default)s)")
     ap.add_argument("--no-batch1", dest="batch1", action="store_false", help="(--quality) skip the batch-1 runs")
+    ap.add_argument("--base-steps", type=int, default=10000,
+                    help="(--quality) base training steps, as bench_quality.py's (default: %(default)s)")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
 
@@ -140,7 +144,7 @@ def main() -> None:
     if args.quality:
         out = {"quality": quality(Path(args.workdir), args.patches, args.batch,
                                   [int(s) for s in args.seeds.split(",")],
-                                  [float(k) for k in args.lr_scales.split(",")], args.batch1)}
+                                  [float(k) for k in args.lr_scales.split(",")], args.batch1, args.base_steps)}
     else:
         sizes = [int(n) for n in args.batch_sizes.split(",")]
         print(f"patch {args.patch_size}x{args.patch_size} packed; median of {args.steps} steps", flush=True)

@@ -64,6 +64,13 @@ TEST_PHOTOS = ("chelsea", "motorcycle", "motorcycle_right",
 EQUAL_TIME = "all @ g_add's time"
 
 
+def bench_settings(base_steps: int = 10000) -> DemoSettings:
+    """The benchmark's world: the demo's cameras and training scenes, a ``base_steps`` base (the rate
+    drops 10x at 80% of them) and the held-out :data:`TEST_PHOTOS`, two crops of each where they fit."""
+    return DemoSettings(base_steps=base_steps, base_lr_decay_step=max(1, base_steps * 4 // 5),
+                        newcam_test_photos=TEST_PHOTOS, newcam_test_crops=2)
+
+
 def design_options(text: str) -> dict:
     """``TrainOptions`` fields of a design such as ``affine+rank16`` or ``head``."""
     try:
@@ -110,8 +117,7 @@ def main() -> None:
     ap.add_argument("--json", help="also write the table here")
     args = ap.parse_args()
 
-    settings = DemoSettings(base_steps=args.base_steps, base_lr_decay_step=max(1, args.base_steps * 4 // 5),
-                            newcam_test_photos=TEST_PHOTOS, newcam_test_crops=2)
+    settings = bench_settings(args.base_steps)
     workdir = Path(args.workdir)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = set(cases) - set(CASES)
