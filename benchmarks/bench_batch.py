@@ -86,12 +86,12 @@ def quality(workdir: Path, patches: int, batch: int, seeds: list[int], lr_scales
             with_batch1: bool = True, base_steps: int = 10000) -> list[dict]:
     """PSNR/SSIM of g_add fine-tuning with ``patches`` patches seen: batch 1, and batch ``batch`` at the
     learning rate times each of ``lr_scales``."""
-    from benchmarks.bench_quality import CASES, bench_settings
+    from benchmarks.bench_quality import TARGETS, bench_settings
     from sid_ft.demo import base_model, build_dataset, evaluate
     from sid_ft.train import DEFAULT_LR, TrainOptions, train
 
     settings = bench_settings(base_steps)
-    dirs = build_dataset(workdir / "datasets" / "demo", settings, progress=False, targets=tuple(CASES.values()))
+    dirs = build_dataset(workdir / "datasets" / "demo", settings, progress=False, targets=TARGETS)
     base = base_model(workdir, dirs, settings, progress=False, report=lambda m: print(m, file=sys.stderr))
     lr = DEFAULT_LR["cached"]
     runs = [("batch 1", 1, patches, lr)] if with_batch1 else []

@@ -56,6 +56,9 @@ from sid_ft.demo import DemoSettings, base_model, build_dataset, evaluate  # noq
 from sid_ft.train import TrainOptions, train  # noqa: E402
 
 CASES = {"colour": "newcam", "noise": "noisecam"}
+TARGETS = ("noisecam", "newcam")
+"""Both cameras' data are always written, in this order: the noise draws follow the order, so any
+``--cases`` (and bench_batch.py) sees the same files."""
 RAW_SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "raw"
 TEST_PHOTOS = ("chelsea", "motorcycle", "motorcycle_right",
                *(f"raw:{RAW_SAMPLES / name}" for name in ("Canon_PowerShot_S40_CRW_0101.CRW",
@@ -125,8 +128,7 @@ def main() -> None:
         raise SystemExit(f"--cases: unknown {sorted(unknown)}; choose from {sorted(CASES)}")
     designs = [d.strip() for d in args.designs.split(",") if d.strip()]
     head_opts = {d: design_options(d) for d in designs}
-    dirs = build_dataset(workdir / "datasets" / "demo", settings, progress=False,
-                         targets=tuple(CASES[c] for c in cases))
+    dirs = build_dataset(workdir / "datasets" / "demo", settings, progress=False, targets=TARGETS)
     base = base_model(workdir, dirs, settings, progress=False, report=lambda m: print(m, file=sys.stderr))
     seeds = [int(v) for v in args.seeds.split(",")]
     print(f"machine: CPU {cpu_name()}, {os.cpu_count()} cores; N = {args.steps}; patch {settings.finetune_patch}; "

@@ -131,7 +131,7 @@ def select_trainable(variables: Sequence, scopes: Sequence[str]) -> list:
     return chosen
 
 
-DEFAULT_LR = {"full": 1e-4, "inside": 3e-4, "frozen": 1e-3, "cached": 1e-3}
+DEFAULT_LR = {"full": 1e-4, "inside": 1e-3, "frozen": 1e-3, "cached": 1e-3}
 """Default ``--lr`` per mode: SID's 1e-4 for every layer; the rate the quality benchmark found best
 for the g_add layers (benchmarks/bench_quality.py, README)."""
 

@@ -93,7 +93,7 @@ def test_default_design_trains_additions_inside_at_its_rate(dataset, pretrained,
     result = train(TrainOptions(dataset_dir=str(dataset), pretrained=pretrained, train_dir=str(tmp_path / "run"),
                                 steps=2, patch_size=16, progress=False), report=lambda m: None)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert result.mode == config["mode"] == "inside" and config["lr"] == pytest.approx(3e-4)
+    assert result.mode == config["mode"] == "inside" and config["lr"] == pytest.approx(1e-3)
     assert config["g_add"] == GAddConfig(head=False, rank=32).to_dict()
     names = tf1().train.load_checkpoint(result.checkpoint).get_variable_to_shape_map()
     assert names["g_add/g_conv5_1/down/weights"] == [3, 3, 256, 32] and "g_add_out/weights" not in names
