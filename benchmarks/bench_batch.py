@@ -83,9 +83,9 @@ def speed(patch: int, batch_sizes: list[int], steps: int, warmup: int, cfg: GAdd
 
 
 def quality(workdir: Path, patches: int, batch: int, seeds: list[int], lr_scales: list[float],
-            with_batch1: bool = True, base_steps: int = 10000) -> list[dict]:
+            with_batch1: bool = True, base_steps: int = 10000, warmup: int = 0) -> list[dict]:
     """PSNR/SSIM of g_add fine-tuning with ``patches`` patches seen: batch 1, and batch ``batch`` at the
-    learning rate times each of ``lr_scales``."""
+    learning rate times each of ``lr_scales``, its rate ramped up over its first ``warmup`` steps."""
     from benchmarks.bench_quality import TARGETS, bench_settings
     from sid_ft.demo import base_model, build_dataset, evaluate
     from sid_ft.train import DEFAULT_LR, TrainOptions, train
@@ -95,16 +95,18 @@ def quality(workdir: Path, patches: int, batch: int, seeds: list[int], lr_scales
     base = base_model(workdir, dirs, settings, progress=False, report=lambda m: print(m, file=sys.stderr))
     lr = DEFAULT_LR["cached"]
     runs = [("batch 1", 1, patches, lr)] if with_batch1 else []
-    runs += [(f"batch {batch}, lr x{k:g}", batch, patches // batch, lr * k) for k in lr_scales]
+    ramp = f", warm-up {warmup}" if warmup else ""
+    runs += [(f"batch {batch}, lr x{k:g}{ramp}", batch, patches // batch, lr * k) for k in lr_scales]
     rows = []
     for label, n, steps, rate in runs:
         row = {"run": label, "batch_size": n, "steps": steps, "lr": rate, "psnr": [], "ssim": [], "train_s": []}
         for seed in seeds:
-            train_dir = workdir / "runs" / f"batch{n}_lr{rate:g}_{seed}"
+            train_dir = workdir / "runs" / f"batch{n}_lr{rate:g}_w{warmup if n > 1 else 0}_{seed}"
             shutil.rmtree(train_dir, ignore_errors=True)
             t0 = time.perf_counter()
             result = train(TrainOptions(dataset_dir=str(dirs["newcam"]), split="train", pretrained=base,
                                         train_dir=str(train_dir), steps=steps, batch_size=n, lr=rate,
+                                        lr_warmup_steps=warmup if n > 1 else 0,
                                         patch_size=settings.finetune_patch,
                                         g_add_width=settings.g_add_width, g_add_depth=settings.g_add_depth,
                                         g_add_head=True, g_add_rank=0,  # the head design, cached features
@@ -135,6 +137,8 @@ def main() -> None:
     ap.add_argument("--lr-scales", default="1,4", help="(--quality) learning rates of the batched runs, as "
                                                       "multiples of batch 1's (default: %(default)s)")
     ap.add_argument("--no-batch1", dest="batch1", action="store_false", help="(--quality) skip the batch-1 runs")
+    ap.add_argument("--lr-warmup-steps", type=int, default=0,
+                    help="(--quality) the batched runs' rate rises linearly over their first K steps (default: none)")
     ap.add_argument("--base-steps", type=int, default=10000,
                     help="(--quality) base training steps, as bench_quality.py's (default: %(default)s)")
     ap.add_argument("--json", help="also write the figures to this file")
@@ -144,7 +148,8 @@ def main() -> None:
     if args.quality:
         out = {"quality": quality(Path(args.workdir), args.patches, args.batch,
                                   [int(s) for s in args.seeds.split(",")],
-                                  [float(k) for k in args.lr_scales.split(",")], args.batch1, args.base_steps)}
+                                  [float(k) for k in args.lr_scales.split(",")], args.batch1, args.base_steps,
+                                  args.lr_warmup_steps)}
     else:
         sizes = [int(n) for n in args.batch_sizes.split(",")]
         print(f"patch {args.patch_size}x{args.patch_size} packed; median of {args.steps} steps", flush=True)

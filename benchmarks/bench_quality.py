@@ -109,6 +109,8 @@ def main() -> None:
                          "(default: %(default)s)")
     ap.add_argument("--cases", default="colour,noise", help="comma-separated: colour, noise (default: %(default)s)")
     ap.add_argument("--lr-g-add", type=float, default=None, help="g_add rate (default: the mode's default)")
+    ap.add_argument("--lr-warmup-g-add", type=int, default=0,
+                    help="the g_add runs' rate rises linearly over their first K steps (default: none)")
     ap.add_argument("--lr-all", type=float, default=1e-4, help="SID's rate for all layers (default: %(default)s)")
     ap.add_argument("--seeds", default="0", help="comma-separated fine-tuning seeds; each run is repeated per seed "
                                                  "and the table shows means and ranges (default: %(default)s)")
@@ -155,7 +157,8 @@ def main() -> None:
             for design in designs:
                 tag = design.replace("+", "_")
                 ck, wall, step_s = finetune(f"{case}_{tag}_{seed}", workdir, base, data, settings, args.steps,
-                                            "g_add", args.lr_g_add, seed, **head_opts[design])
+                                            "g_add", args.lr_g_add, seed, lr_warmup_steps=args.lr_warmup_g_add,
+                                            **head_opts[design])
                 add(f"g_add {design} @ N", ck, args.steps, wall, step_s, seed)
             if args.no_all:
                 continue

@@ -70,6 +70,7 @@ class TrainOptions:
     lr: float | None = None  # default: DEFAULT_LR[mode]
     lr_decay_step: int | None = None  # default: steps // 2
     lr_decay_factor: float = 0.1
+    lr_warmup_steps: int = 0  # the rate rises linearly to --lr over the first K steps (0: none)
     save_every: int = 500
     keep: int = 5
     log_every: int = 10
@@ -211,10 +212,13 @@ def build_train_graph(
     lr_decay_factor: float,
     keep: int = 5,
     precision: prec.Precision | None = None,
+    lr_warmup_steps: int = 0,
 ) -> TrainGraph:
     """Build the training graph for ``mode`` ('full', 'inside', 'frozen' or 'cached') in a new ``tf.Graph``.
 
     ``g_add`` None builds plain SID (only in 'full' mode: the other modes train g_add layers).
+    The rate is ``lr`` — over the first ``lr_warmup_steps`` K steps ``lr * (k + 1) / K`` at step k — and
+    ``lr * lr_decay_factor`` after ``lr_decay_step``.
     ``precision`` (None: fp32): the arithmetic of the networks (:func:`sid_ft.precision.compute_scope`:
     variables and Adam state stay float32); the loss is float32; fp16 scales it (:func:`sid_ft.precision.loss_scaled`).
     """
@@ -265,8 +269,12 @@ def build_train_graph(
             target = augment_blocks(gt, flags, spec.scale)
         loss = tf.reduce_mean(tf.abs(output - target), name="l1_loss")
         lr_t = tf.train.piecewise_constant(
-            global_step, [np.int64(lr_decay_step)], [float(lr), float(lr) * lr_decay_factor], name="learning_rate"
+            global_step, [np.int64(lr_decay_step)], [float(lr), float(lr) * lr_decay_factor],
+            name="learning_rate" if lr_warmup_steps <= 0 else "base_learning_rate"
         )
+        if lr_warmup_steps > 0:
+            ramp = tf.cast(global_step + 1, tf.float32) / float(lr_warmup_steps)
+            lr_t = tf.multiply(lr_t, tf.minimum(1.0, ramp), name="learning_rate")
         trainable = select_trainable(tf.trainable_variables(), list(trainable_scopes))
         optimizer = tf.train.AdamOptimizer(lr_t)
         train_op = prec.loss_scaled(optimizer, precision).minimize(loss, global_step=global_step, var_list=trainable)
@@ -481,6 +489,8 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
     exclude_scopes = parse_scopes(opts.checkpoint_exclude_scopes)
     if opts.epochs is not None and opts.epochs < 1:
         raise SidFtError(None, f"--epochs {opts.epochs}: must be at least 1")
+    if opts.lr_warmup_steps < 0:
+        raise SidFtError(None, f"--lr-warmup-steps {opts.lr_warmup_steps}: must be 0 (none) or more")
     if opts.from_scratch and trainable_scopes != ["all"]:
         raise SidFtError(None, "--from-scratch trains every layer of plain SID from random weights: it needs "
                                "--trainable-scopes all (training some layers on a random base makes no sense)")
@@ -542,6 +552,7 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
         "steps": total_steps,
         "batch_size": batch_size,
         "lr_decay_step": decay_step,
+        "lr_warmup_steps": opts.lr_warmup_steps,
         "pairs": [dataclasses.asdict(cp.pair) | {"ratio": cp.ratio} for cp in loaded],
         "skipped": skipped,
         "resumed_from": latest,
@@ -552,7 +563,7 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
     atomic.write_text(train_dir / "config.json", json.dumps(config, indent=2, default=str))
 
     tg = build_train_graph(camera, g_add, mode, trainable_scopes, lr, decay_step, opts.lr_decay_factor, opts.keep,
-                           precision=precision)
+                           precision=precision, lr_warmup_steps=opts.lr_warmup_steps)
     session_config = tf.ConfigProto()
     session_config.gpu_options.allow_growth = True
     with tg.graph.as_default(), tf.Session(graph=tg.graph, config=session_config) as sess:

@@ -14,6 +14,7 @@ import pytest
 
 from sid_ft._tf import tf1
 from sid_ft.dng import write_dng
+from sid_ft.errors import SidFtError
 from sid_ft.train import TrainOptions, build_train_graph, feed_for, train
 from sid_ft.model import GAddConfig
 from sid_ft.sampling import Patch
@@ -302,3 +303,14 @@ def test_steps_and_epochs_are_exclusive_on_the_command_line(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_finetune.py"), "--steps", "5",
                            "--epochs", "2", "--dataset-dir", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
+
+
+def test_lr_warmup_ramps_the_rate_then_decays(dataset, pretrained, tmp_path):
+    train(_opts(dataset, pretrained, tmp_path / "run", steps=7, lr=1e-3, lr_warmup_steps=4, lr_decay_step=5),
+          report=lambda m: None)
+    rates = [json.loads(x)["lr"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # step k (1-based) is taken at global step k - 1: lr * k / 4 up to the full rate, a tenth after step 5
+    assert rates == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3, 1e-4])
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["lr_warmup_steps"] == 4
+    with pytest.raises(SidFtError, match="--lr-warmup-steps -1"):
+        train(_opts(dataset, pretrained, tmp_path / "bad", lr_warmup_steps=-1), report=lambda m: None)
