@@ -129,9 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="step number after which the rate is multiplied by --lr-decay-factor "
                           "(default: half of the total steps, also with --epochs)")
     opt.add_argument("--lr-decay-factor", type=float, default=d.lr_decay_factor, help="(default: %(default)s)")
-    opt.add_argument("--lr-warmup-steps", type=int, default=d.lr_warmup_steps,
+    opt.add_argument("--lr-warmup-steps", type=int, default=None,
                      help="raise the rate linearly to --lr over the first K steps, for a higher --lr or "
-                          "--batch-size than usual (default: %(default)s, none)")
+                          "--batch-size than usual. Recorded in config.json; a resumed run keeps it unless given "
+                          "(default: 0, none)")
     opt.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint every K steps (default: %(default)s)")
     opt.add_argument("--keep", type=int, default=d.keep, help="checkpoints to keep (default: %(default)s)")
     opt.add_argument("--log-every", type=int, default=d.log_every, help="metrics.jsonl every K steps (default: %(default)s)")

@@ -70,7 +70,8 @@ class TrainOptions:
     lr: float | None = None  # default: DEFAULT_LR[mode]
     lr_decay_step: int | None = None  # default: steps // 2
     lr_decay_factor: float = 0.1
-    lr_warmup_steps: int = 0  # the rate rises linearly to --lr over the first K steps (0: none)
+    lr_warmup_steps: int | None = None  # the rate rises linearly to --lr over the first K steps; None: 0 (none),
+    # or what a resumed run's config.json recorded
     save_every: int = 500
     keep: int = 5
     log_every: int = 10
@@ -489,7 +490,7 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
     exclude_scopes = parse_scopes(opts.checkpoint_exclude_scopes)
     if opts.epochs is not None and opts.epochs < 1:
         raise SidFtError(None, f"--epochs {opts.epochs}: must be at least 1")
-    if opts.lr_warmup_steps < 0:
+    if opts.lr_warmup_steps is not None and opts.lr_warmup_steps < 0:
         raise SidFtError(None, f"--lr-warmup-steps {opts.lr_warmup_steps}: must be 0 (none) or more")
     if opts.from_scratch and trainable_scopes != ["all"]:
         raise SidFtError(None, "--from-scratch trains every layer of plain SID from random weights: it needs "
@@ -539,6 +540,10 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
     camera = resolve_camera(loaded, opts.camera, model_camera, latest or pretrained_prefix)
     previous = _previous_config(train_dir) if latest else None
     batch_size = resolve_batch_size(opts.batch_size, previous, report)
+    warmup = opts.lr_warmup_steps
+    if warmup is None:  # a resumed run keeps its warm-up (it only matters if it stopped within it)
+        before = (previous or {}).get("lr_warmup_steps")
+        warmup = before if isinstance(before, int) and before >= 0 else 0
     total_steps, decay_step = run_length(opts, loaded, previous, report, batch_size,
                                          default_steps=DEFAULT_STEPS[mode])
     scale = CAMERAS[camera].scale
@@ -552,7 +557,7 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
         "steps": total_steps,
         "batch_size": batch_size,
         "lr_decay_step": decay_step,
-        "lr_warmup_steps": opts.lr_warmup_steps,
+        "lr_warmup_steps": warmup,
         "pairs": [dataclasses.asdict(cp.pair) | {"ratio": cp.ratio} for cp in loaded],
         "skipped": skipped,
         "resumed_from": latest,
@@ -563,7 +568,7 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
     atomic.write_text(train_dir / "config.json", json.dumps(config, indent=2, default=str))
 
     tg = build_train_graph(camera, g_add, mode, trainable_scopes, lr, decay_step, opts.lr_decay_factor, opts.keep,
-                           precision=precision, lr_warmup_steps=opts.lr_warmup_steps)
+                           precision=precision, lr_warmup_steps=warmup)
     session_config = tf.ConfigProto()
     session_config.gpu_options.allow_growth = True
     with tg.graph.as_default(), tf.Session(graph=tg.graph, config=session_config) as sess:

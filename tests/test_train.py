@@ -312,5 +312,11 @@ def test_lr_warmup_ramps_the_rate_then_decays(dataset, pretrained, tmp_path):
     # step k (1-based) is taken at global step k - 1: lr * k / 4 up to the full rate, a tenth after step 5
     assert rates == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3, 1e-4])
     assert json.loads((tmp_path / "run" / "config.json").read_text())["lr_warmup_steps"] == 4
+    # a run stopped within its warm-up resumes on the same ramp without the flag
+    train(_opts(dataset, pretrained, tmp_path / "resumed", steps=2, lr=1e-3, lr_warmup_steps=4, lr_decay_step=5),
+          report=lambda m: None)
+    train(_opts(dataset, pretrained, tmp_path / "resumed", steps=4, lr=1e-3, lr_decay_step=5), report=lambda m: None)
+    resumed = [json.loads(x)["lr"] for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert resumed == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
     with pytest.raises(SidFtError, match="--lr-warmup-steps -1"):
         train(_opts(dataset, pretrained, tmp_path / "bad", lr_warmup_steps=-1), report=lambda m: None)
