@@ -70,6 +70,8 @@ class TrainOptions:
     lr: float | None = None  # default: DEFAULT_LR[mode]
     lr_decay_step: int | None = None  # default: steps // 2
     lr_decay_factor: float = 0.1
+    g_add_down_init: str = "xavier"  # 'xavier', or 'gradient': the rank-R down kernels span the top R directions
+    # of the loss gradient of each conv's kernel on a few training patches (fresh runs of the inside mode only)
     lr_warmup_steps: int | None = None  # the rate rises linearly to --lr over the first K steps; None: 0 (none),
     # or what a resumed run's config.json recorded
     save_every: int = 500
@@ -417,6 +419,39 @@ def _previous_config(train_dir: Path) -> dict | None:
         return None
 
 
+GRADIENT_INIT_PATCHES = 16
+"""Training patches whose summed kernel gradients choose the ``down`` directions (``--g-add-down-init gradient``)."""
+
+
+def init_down_from_gradient(sess, tg: TrainGraph, camera: str, g_add: GAddConfig, sampler: PatchSampler,
+                            patches: int = GRADIENT_INIT_PATCHES) -> int:
+    """Set each rank-r ``down`` kernel to the r leading left singular vectors of the loss gradient of the
+    conv's kernel, summed over ``patches`` training patches (their own draws: the training order is
+    unchanged), scaled to the norm a Xavier initialisation has.  ``up`` stays zero, so the network's
+    output is unchanged; the first updates of ``down . up`` then follow the steepest directions instead
+    of random ones.  Returns the number of kernels set."""
+    tf = tf1()
+    layers = [(scope, cout) for scope, _, _, cout in sid_model.conv_layers(camera)
+              if sid_model.addition_rank(g_add, cout)]
+    with tg.graph.as_default():
+        variables = {v.op.name: v for v in tf.global_variables()}
+        kernels = [variables[f"{scope}/weights"] for scope, _ in layers]
+        downs = {name: v for name, v in variables.items() if name.endswith("/down/weights")}
+        grads = tf.gradients(tg.loss, kernels)
+    total = [np.zeros(k.shape.as_list(), np.float64) for k in kernels]
+    for _ in range(max(1, patches // sampler.batch_size)):
+        for acc, g in zip(total, sess.run(grads, feed_for(tg, sampler.sample()))):
+            acc += g
+    for (scope, cout), g in zip(layers, total):
+        down = downs[f"{sid_model.G_ADD_SCOPE}/{scope}/down/weights"]
+        kh, kw, cin, r = down.shape.as_list()
+        u, _, _ = np.linalg.svd(g.reshape(kh * kw * cin, cout), full_matrices=False)
+        xavier_norm = math.sqrt(2.0 * cin * r / (cin + r))  # expected Frobenius norm of the Xavier kernel
+        d = u[:, :r] * (xavier_norm / math.sqrt(r))
+        down.load(d.reshape(kh, kw, cin, r).astype(np.float32), sess)
+    return len(layers)
+
+
 def resolve_batch_size(requested: int | None, previous: dict | None, report: Callable[[str], None]) -> int:
     """Patches per step: ``--batch-size``, else the resumed run's (its ``config.json``), else 1."""
     before = (previous or {}).get("batch_size")
@@ -598,6 +633,14 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
             sources, [cp.gt for cp in loaded], [cp.ratio for cp in loaded], opts.patch_size,
             seed=opts.seed, first_step=start, names=[cp.pair.short_path for cp in loaded], batch_size=batch_size,
         )
+        if opts.g_add_down_init not in ("xavier", "gradient"):
+            raise SidFtError(None, f"--g-add-down-init {opts.g_add_down_init!r}: choose xavier or gradient")
+        if opts.g_add_down_init == "gradient" and mode == "inside" and not latest and g_add.rank:
+            init_sampler = PatchSampler(sources, [cp.gt for cp in loaded], [cp.ratio for cp in loaded],
+                                        opts.patch_size, seed=opts.seed + 7919, batch_size=batch_size)
+            n = init_down_from_gradient(sess, tg, camera, g_add, init_sampler)
+            report(f"g_add down kernels of {n} convolutions set from the loss gradient on "
+                   f"{GRADIENT_INIT_PATCHES} training patches")
         spec_info = {"camera": camera, "g_add": None if g_add is None else g_add.to_dict()}
         writer = tf.summary.FileWriter(str(train_dir))
         metrics_path = train_dir / "metrics.jsonl"

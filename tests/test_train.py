@@ -320,3 +320,24 @@ def test_lr_warmup_ramps_the_rate_then_decays(dataset, pretrained, tmp_path):
     assert resumed == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
     with pytest.raises(SidFtError, match="--lr-warmup-steps -1"):
         train(_opts(dataset, pretrained, tmp_path / "bad", lr_warmup_steps=-1), report=lambda m: None)
+
+
+def test_gradient_down_init_sets_down_kernels_and_leaves_the_output(dataset, pretrained, tmp_path):
+    """--g-add-down-init gradient: the down kernels are orthogonal directions (scaled) taken from the loss
+    gradient; up stays zero before training, so step 0's network is the base's."""
+    messages: list[str] = []
+    opts = dict(g_add_head=False, g_add_rank=8, steps=1, lr=1e-12)
+    train(_opts(dataset, pretrained, tmp_path / "grad", g_add_down_init="gradient", **opts), report=messages.append)
+    train(_opts(dataset, pretrained, tmp_path / "xav", **opts), report=lambda m: None)
+    assert any("set from the loss gradient" in m for m in messages)
+    grad = tf1().train.load_checkpoint(str(tmp_path / "grad" / "model.ckpt-1"))
+    xav = tf1().train.load_checkpoint(str(tmp_path / "xav" / "model.ckpt-1"))
+    d = grad.get_tensor("g_add/g_conv2_1/down/weights")  # [3, 3, 32, 8]
+    assert not np.allclose(d, xav.get_tensor("g_add/g_conv2_1/down/weights"))
+    m = d.reshape(-1, 8).astype(np.float64)
+    gram = m.T @ m
+    assert np.allclose(gram, gram[0, 0] * np.eye(8), atol=1e-4 * gram[0, 0])  # orthogonal columns, one scale
+    assert np.isclose(np.sqrt(np.trace(gram)), np.sqrt(2 * 32 * 8 / (32 + 8)), rtol=1e-4)  # Xavier's norm
+    assert grad.get_tensor("g_conv2_1/weights").tobytes() == xav.get_tensor("g_conv2_1/weights").tobytes()
+    with pytest.raises(SidFtError, match="--g-add-down-init 'svd'"):
+        train(_opts(dataset, pretrained, tmp_path / "bad", g_add_down_init="svd", **opts), report=lambda m: None)
