@@ -109,8 +109,9 @@ def main() -> None:
                          "(default: %(default)s)")
     ap.add_argument("--cases", default="colour,noise", help="comma-separated: colour, noise (default: %(default)s)")
     ap.add_argument("--lr-g-add", type=float, default=None, help="g_add rate (default: the mode's default)")
-    ap.add_argument("--g-add-down-init", default="xavier", choices=("xavier", "gradient"),
-                    help="how the rank-R down kernels start (sid_ft.train.TrainOptions.g_add_down_init)")
+    ap.add_argument("--g-add-down-init", default=TrainOptions.g_add_down_init, choices=("xavier", "gradient"),
+                    help="how the rank-R down kernels start (sid_ft.train.TrainOptions.g_add_down_init; "
+                         "default: %(default)s)")
     ap.add_argument("--lr-warmup-g-add", type=int, default=0,
                     help="the g_add runs' rate rises linearly over their first K steps (default: none)")
     ap.add_argument("--lr-all", type=float, default=1e-4, help="SID's rate for all layers (default: %(default)s)")

@@ -99,9 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "to r channels, 1x1 back), folded into the conv for inference; 0: none "
                             "(default: %(default)s)")
     model.add_argument("--g-add-down-init", default=d.g_add_down_init, choices=["xavier", "gradient"],
-                       help="how the rank-r deltas' kxk 'down' kernels start: xavier (random), or gradient (the r "
-                            "leading directions of each kernel's loss gradient on a few training patches, when a run "
-                            "starts; the output still starts as the base's) (default: %(default)s)")
+                       help="how the rank-r deltas' kxk 'down' kernels start: gradient (the r leading directions of "
+                            "each kernel's loss gradient on 16 training patches, when a run starts; the output still "
+                            "starts as the base's) or xavier (random) (default: %(default)s)")
     model.add_argument("--camera", default=None, choices=["sony", "fuji"],
                        help="network variant: sony (Bayer, 4-channel) or fuji (X-Trans, 9-channel); "
                             "default: from the files, checked against the checkpoint")

@@ -70,7 +70,7 @@ class TrainOptions:
     lr: float | None = None  # default: DEFAULT_LR[mode]
     lr_decay_step: int | None = None  # default: steps // 2
     lr_decay_factor: float = 0.1
-    g_add_down_init: str = "xavier"  # 'xavier', or 'gradient': the rank-R down kernels span the top R directions
+    g_add_down_init: str = "gradient"  # or "xavier": the rank-R down kernels span the top R directions
     # of the loss gradient of each conv's kernel on a few training patches (fresh runs of the inside mode only)
     lr_warmup_steps: int | None = None  # the rate rises linearly to --lr over the first K steps; None: 0 (none),
     # or what a resumed run's config.json recorded
