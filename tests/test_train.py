@@ -323,12 +323,12 @@ def test_lr_warmup_ramps_the_rate_then_decays(dataset, pretrained, tmp_path):
 
 
 def test_gradient_down_init_sets_down_kernels_and_leaves_the_output(dataset, pretrained, tmp_path):
-    """--g-add-down-init gradient: the down kernels are orthogonal directions (scaled) taken from the loss
+    """--g-add-down-init gradient (the default): the down kernels are orthogonal directions (scaled) taken from the loss
     gradient; up stays zero before training, so step 0's network is the base's."""
     messages: list[str] = []
     opts = dict(g_add_head=False, g_add_rank=8, steps=1, lr=1e-12)
     train(_opts(dataset, pretrained, tmp_path / "grad", g_add_down_init="gradient", **opts), report=messages.append)
-    train(_opts(dataset, pretrained, tmp_path / "xav", **opts), report=lambda m: None)
+    train(_opts(dataset, pretrained, tmp_path / "xav", g_add_down_init="xavier", **opts), report=lambda m: None)
     assert any("set from the loss gradient" in m for m in messages)
     grad = tf1().train.load_checkpoint(str(tmp_path / "grad" / "model.ckpt-1"))
     xav = tf1().train.load_checkpoint(str(tmp_path / "xav" / "model.ckpt-1"))
