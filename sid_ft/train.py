@@ -527,6 +527,8 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
         raise SidFtError(None, f"--epochs {opts.epochs}: must be at least 1")
     if opts.lr_warmup_steps is not None and opts.lr_warmup_steps < 0:
         raise SidFtError(None, f"--lr-warmup-steps {opts.lr_warmup_steps}: must be 0 (none) or more")
+    if opts.g_add_down_init not in ("xavier", "gradient"):  # before anything is decoded
+        raise SidFtError(None, f"--g-add-down-init {opts.g_add_down_init!r}: choose xavier or gradient")
     if opts.from_scratch and trainable_scopes != ["all"]:
         raise SidFtError(None, "--from-scratch trains every layer of plain SID from random weights: it needs "
                                "--trainable-scopes all (training some layers on a random base makes no sense)")
@@ -633,8 +635,6 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
             sources, [cp.gt for cp in loaded], [cp.ratio for cp in loaded], opts.patch_size,
             seed=opts.seed, first_step=start, names=[cp.pair.short_path for cp in loaded], batch_size=batch_size,
         )
-        if opts.g_add_down_init not in ("xavier", "gradient"):
-            raise SidFtError(None, f"--g-add-down-init {opts.g_add_down_init!r}: choose xavier or gradient")
         if opts.g_add_down_init == "gradient" and mode == "inside" and not latest and g_add.rank:
             init_sampler = PatchSampler(sources, [cp.gt for cp in loaded], [cp.ratio for cp in loaded],
                                         opts.patch_size, seed=opts.seed + 7919, batch_size=batch_size)
