@@ -32,11 +32,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from benchmarks.bench_train_step import cpu_name  # noqa: E402
-from sid_ft import checkpoint as ckpt  # noqa: E402
+
+from sid_ft.nets import checkpoint as ckpt  # noqa: E402
 from sid_ft._tf import slim as _slim  # noqa: E402
 from sid_ft._tf import tf1  # noqa: E402
-from sid_ft.predictor import Predictor  # noqa: E402
-from sid_ft.model import GAddConfig, parse_design, sid_network  # noqa: E402
+from sid_ft.inference.predictor import Predictor  # noqa: E402
+from sid_ft.nets.model import GAddConfig, parse_design, sid_network  # noqa: E402
 from sid_reference import write_released_checkpoint  # noqa: E402
 
 

@@ -72,7 +72,7 @@ def sid_flops(h: int, w: int, in_channels: int = 4, out_channels: int = 12) -> f
 
 
 def machine() -> str:
-    from sid_ft.precision import cpu_name
+    from sid_ft.nets.precision import cpu_name
 
     cpu = cpu_name()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -83,7 +83,7 @@ def machine() -> str:
 def matmul_gflops(device: str | None, n: int = 4096, repeat: int = 3) -> tuple[float, float]:
     """(TensorFlow, numpy) float32 n x n matmul GFLOP/s, medians."""
     from sid_ft._tf import tf1
-    from sid_ft.predictor import _session_config
+    from sid_ft.inference.predictor import _session_config
 
     tf = tf1()
     dev, config = _session_config(tf, device)
@@ -111,7 +111,7 @@ def matmul_gflops(device: str | None, n: int = 4096, repeat: int = 3) -> tuple[f
 
 
 def make_inputs(folder: Path, n: int, h: int, w: int) -> list[Path]:
-    from sid_ft.dng import write_dng
+    from sid_ft.io.dng import write_dng
 
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / 37.0
@@ -139,7 +139,8 @@ def peak_rss_mb() -> float:
 
 def child(args: argparse.Namespace) -> None:
     """Subprocess: one full or tiled prediction; prints JSON with peak memory and timing."""
-    from sid_ft import infer, metrics
+    from sid_ft.inference import run as infer
+    from sid_ft.eval import metrics
 
     x = np.load(args.child_input)
     tile = None if args.child_tile == 0 else args.child_tile
@@ -179,10 +180,10 @@ def main() -> None:
                    help="tile sizes (packed pixels) to measure besides the full image; '' for none; 'none' skips "
                         "the tiling section, full image included (default: %(default)s)")
     p.add_argument("--matmul-size", type=int, default=4096, help="n of the n x n float32 matmul (default: %(default)s)")
-    p.add_argument("--overlap", type=int, default=None, help="tile overlap (default: sid_ft.predictor.DEFAULT_OVERLAP)")
+    p.add_argument("--overlap", type=int, default=None, help="tile overlap (default: sid_ft.inference.predictor.DEFAULT_OVERLAP)")
     p.add_argument("--device", default=None, help="cpu, gpu:0 ... (default: TensorFlow's choice)")
     p.add_argument("--precision", default="fp32",
-                   help="comma-separated precisions to compare, e.g. fp32,bf16 (sid_ft.precision; auto resolves "
+                   help="comma-separated precisions to compare, e.g. fp32,bf16 (sid_ft.nets.precision; auto resolves "
                         "for --device); measured interleaved, 16-bit outputs scored against fp32's "
                         "(default: %(default)s)")
     p.add_argument("--checkpoint", help="checkpoint to time (default: released layout, random weights)")
@@ -192,7 +193,9 @@ def main() -> None:
     p.add_argument("--child-output", help=argparse.SUPPRESS)
     p.add_argument("--child-reference", help=argparse.SUPPRESS)
     args = p.parse_args()
-    from sid_ft import infer, precision as prec, raw as sid_raw
+    from sid_ft.inference import run as infer
+    from sid_ft.nets import precision as prec
+    from sid_ft.io import raw as sid_raw
 
     if args.overlap is None:
         args.overlap = infer.DEFAULT_OVERLAP
@@ -326,7 +329,7 @@ def main() -> None:
 
 def metrics_vs(out: np.ndarray, reference: np.ndarray) -> dict:
     """PSNR (dB) and max absolute difference in 16-bit steps of ``out`` against ``reference``."""
-    from sid_ft import metrics
+    from sid_ft.eval import metrics
 
     return {"psnr": metrics.psnr(out, reference), "max_lsb16": float(np.abs(out - reference).max() * 65535)}
 

@@ -35,9 +35,9 @@ import numpy as np  # noqa: E402
 
 def held_out_inputs(test_list: Path, ratio_cap: float = 300.0) -> list[tuple[np.ndarray, np.ndarray]]:
     """``[(packed amplified input, ground truth)]`` of the pairs in a SID list file."""
-    from sid_ft import raw as sid_raw
-    from sid_ft.jobs import make_jobs
-    from sid_ft.predictor import amplify
+    from sid_ft.io import raw as sid_raw
+    from sid_ft.inference.jobs import make_jobs
+    from sid_ft.inference.predictor import amplify
 
     jobs, problems = make_jobs([], str(test_list), ratio_cap)
     if problems:
@@ -47,10 +47,11 @@ def held_out_inputs(test_list: Path, ratio_cap: float = 300.0) -> list[tuple[np.
 
 
 def main() -> None:
-    from sid_ft import demo, precision as prec
-    from sid_ft.metrics import psnr
-    from sid_ft.predictor import Predictor
-    from sid_ft.train import TrainOptions, train
+    from sid_ft import demo
+    from sid_ft.nets import precision as prec
+    from sid_ft.eval.metrics import psnr
+    from sid_ft.inference.predictor import Predictor
+    from sid_ft.training.loop import TrainOptions, train
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=300, help="training steps per run (default: %(default)s)")

@@ -2,10 +2,10 @@
 """How far sid_ft's SSIM is from MATLAB's ``ssim`` defaults, on synthetic 8-bit RGB pairs.
 
 SID's published SSIM comes from MATLAB on 8-bit PNGs; ``test.py --protocol sid`` reports
-:func:`sid_ft.metrics.score_8bit` (scikit-image, per channel, interior).  This script scores
+:func:`sid_ft.eval.metrics.score_8bit` (scikit-image, per channel, interior).  This script scores
 the same pairs three ways and prints the table the README quotes:
 
-* ours: :func:`sid_ft.metrics.score_8bit`'s SSIM;
+* ours: :func:`sid_ft.eval.metrics.score_8bit`'s SSIM;
 * MATLAB per channel: ``mean(ssim(A, ref, 'DataFormat', 'SSC'))`` (2-D Gaussian per colour
   plane, 'replicate' padding, full map);
 * MATLAB default: ``ssim(A, ref)``, which treats an RGB image as a 3-D volume.
@@ -43,7 +43,7 @@ def blurred_pair(h: int, w: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> None:
     from matlab_ssim_reference import matlab_ssim, synthetic_pair
-    from sid_ft.metrics import score_8bit
+    from sid_ft.eval.metrics import score_8bit
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,

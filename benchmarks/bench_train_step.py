@@ -12,7 +12,7 @@
 * cached — only the g_add head learns, on cached frozen-network features.
 
 With ``--precision`` (comma-separated: fp32, bf16, fp16, auto) each mode is measured in each
-precision (:mod:`sid_ft.precision`: 16-bit arithmetic, float32 weights; the cached head is
+precision (:mod:`sid_ft.nets.precision`: 16-bit arithmetic, float32 weights; the cached head is
 measured in 16-bit too, which is what decided that training keeps it in float32).
 
 The modes run interleaved (one step of each in turn after a warm-up), so machine
@@ -35,11 +35,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from sid_ft._tf import tf1  # noqa: E402
-from sid_ft import precision as prec  # noqa: E402
-from sid_ft.model import GAddConfig, parse_design  # noqa: E402
-from sid_ft.precision import cpu_name  # noqa: E402,F401  (benchmarks/bench_fold.py and bench_quality.py import it from here)
-from sid_ft.sampling import Patch  # noqa: E402
-from sid_ft.train import build_train_graph, feed_for  # noqa: E402
+from sid_ft.nets import precision as prec  # noqa: E402
+from sid_ft.nets.model import GAddConfig, parse_design  # noqa: E402
+from sid_ft.nets.precision import cpu_name  # noqa: E402,F401  (benchmarks/bench_fold.py and bench_quality.py import it from here)
+from sid_ft.data.sampling import Patch  # noqa: E402
+from sid_ft.training.loop import build_train_graph, feed_for  # noqa: E402
 
 
 def main() -> None:
@@ -74,7 +74,7 @@ def main() -> None:
     precisions = [prec.resolve(p.strip(), args.device) for p in args.precision.split(",") if p.strip()]
     runs = [(f"{name} {pr.name}" if len(precisions) > 1 else name, mode, design, scopes, pr)
             for name, mode, design, scopes in runs for pr in precisions]
-    from sid_ft.predictor import _session_config
+    from sid_ft.inference.predictor import _session_config
 
     dev, base_config = _session_config(tf, args.device)
     runners = {}

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sid_ft.checkpoint import format_inspection, inspect_checkpoint
+    from sid_ft.nets.checkpoint import format_inspection, inspect_checkpoint
 
     try:
         info = inspect_checkpoint(args.checkpoint)

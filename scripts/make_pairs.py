@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         from tqdm import tqdm
-
-        from sid_ft.simulate import (NoiseParams, estimate_from_dark_frames, load_dark_frames, make_pairs,
+        from sid_ft.data.simulate import (NoiseParams, estimate_from_dark_frames, load_dark_frames, make_pairs,
                                      parse_heavy_tail)
 
         dist, shape = parse_heavy_tail(args.heavy_tail)

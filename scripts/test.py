@@ -52,7 +52,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sid_ft.predictor import DEFAULT_OVERLAP
+    from sid_ft.inference.predictor import DEFAULT_OVERLAP
 
     p = argparse.ArgumentParser(
         description=(
@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.checkpoint:
         parser.error("--checkpoint is required (a train dir, checkpoint prefix or released SID folder)")
     try:
-        from sid_ft import infer, shards
+        from sid_ft.inference import run as infer
+        from sid_ft.inference import shards
 
         shard = shards.parse_shard(args.shard) if args.shard else shards.shard_from_env(count=args.shard_count)
         opts = infer.InferOptions(
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def merge(out_dir: str) -> int:
-    from sid_ft.shards import merge_shard_summaries
+    from sid_ft.inference.shards import merge_shard_summaries
 
     try:
         summary, missing = merge_shard_summaries(out_dir)

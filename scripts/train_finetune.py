@@ -46,7 +46,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sid_ft.train import DEFAULT_LR, DEFAULT_STEPS, TrainOptions
+    from sid_ft.training.loop import DEFAULT_LR, DEFAULT_STEPS, TrainOptions
 
     d = TrainOptions()
     p = argparse.ArgumentParser(
@@ -162,8 +162,7 @@ def _early_lock(argv: list[str] | None):
     """The train dir's lock, taken before the full parser imports TensorFlow (seconds), so that a second run
     on a locked --train-dir stops at once.  Only for an explicit --train-dir; otherwise train() takes it."""
     from contextlib import nullcontext
-
-    from sid_ft.runlock import TrainDirLock
+    from sid_ft.runtime.lock import TrainDirLock
 
     early = argparse.ArgumentParser(add_help=False)
     early.add_argument("--train-dir")
@@ -177,7 +176,7 @@ def _early_lock(argv: list[str] | None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sid_ft.preempt import EXIT_PREEMPTED, stop_on_signals
+    from sid_ft.runtime.preempt import EXIT_PREEMPTED, stop_on_signals
 
     try:
         # SIGTERM/SIGUSR1 set a flag from here on (the trainer acts on it after its current step), and the
@@ -189,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
 
                 run_demo(progress=args.progress, precision=args.precision)
                 return 0
-            from sid_ft.preflight import check_training_inputs
-            from sid_ft.train import TrainOptions, train
+            from sid_ft.training.preflight import check_training_inputs
+            from sid_ft.training.loop import TrainOptions, train
 
             fields = TrainOptions.__dataclass_fields__
             options = {k: v for k, v in vars(args).items() if k in fields}

@@ -6,7 +6,7 @@
    ship with scikit-image: each photo is unprocessed into a linear Bayer mosaic
    (inverse sRGB gamma, inverse colour correction, inverse white balance,
    mosaicking) and written as a clean 10 s long exposure; the 0.1 s and 0.04 s
-   short exposures come from :mod:`sid_ft.simulate`'s noise model.  Two cameras:
+   short exposures come from :mod:`sid_ft.data.simulate`'s noise model.  Two cameras:
 
    * ``source`` — RGGB, black 512, white 16383 (Sony-like), moderate noise;
    * ``newcam`` — GRBG, black 1024, white 16383, another colour response
@@ -34,10 +34,11 @@ from typing import Callable
 
 import numpy as np
 
-from sid_ft import __version__, atomic
-from sid_ft.dng import write_dng
+from sid_ft import __version__
+from sid_ft.io import atomic
+from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
-from sid_ft.simulate import NoiseParams, simulate_short, unprocess_srgb
+from sid_ft.data.simulate import NoiseParams, simulate_short, unprocess_srgb
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class DemoSettings:
     base_lr_decay_step: int = 2000
     base_patch: int = 128
     finetune_steps: int = 600
-    finetune_lr: float | None = None  # None: the training mode's default (sid_ft.train.DEFAULT_LR)
+    finetune_lr: float | None = None  # None: the training mode's default (sid_ft.training.loop.DEFAULT_LR)
     finetune_patch: int = 128
     g_add_width: int = 16
     g_add_depth: int = 2
@@ -121,7 +122,7 @@ def _photo(name: str) -> np.ndarray:
     import skimage.data
 
     if name.startswith("raw:"):
-        from sid_ft.raw import render_reference
+        from sid_ft.io.raw import render_reference
 
         return np.round(render_reference(name[4:]) * 255).astype(np.uint8)
     if name in ("motorcycle", "motorcycle_right"):
@@ -211,7 +212,7 @@ def build_dataset(root: str | os.PathLike, settings: DemoSettings, progress: boo
 
 
 def _released_sony(root: Path) -> str | None:
-    from sid_ft.checkpoint import resolve_checkpoint
+    from sid_ft.nets.checkpoint import resolve_checkpoint
 
     try:
         return resolve_checkpoint(root / "checkpoints" / "Sony")
@@ -221,9 +222,9 @@ def _released_sony(root: Path) -> str | None:
 
 def evaluate(checkpoint: str, test_list: Path, out_dir: Path, progress: bool,
              report: Callable[[str], None] = print, precision: str = "fp32") -> dict:
-    """Run ``checkpoint`` on the pairs of ``test_list`` in ``precision`` (:mod:`sid_ft.precision`);
+    """Run ``checkpoint`` on the pairs of ``test_list`` in ``precision`` (:mod:`sid_ft.nets.precision`);
     ``{'psnr', 'ssim', 'records'}`` (means over the files, and their records)."""
-    from sid_ft.infer import InferOptions, run_inference
+    from sid_ft.inference.run import InferOptions, run_inference
 
     summary = run_inference(InferOptions(checkpoint=checkpoint, test_list=str(test_list), out_dir=str(out_dir),
                                          bits=8, progress=progress, precision=precision), report=report)
@@ -235,7 +236,7 @@ def evaluate(checkpoint: str, test_list: Path, out_dir: Path, progress: bool,
 def base_model(root: Path, dirs: dict[str, Path], settings: DemoSettings, progress: bool,
                report: Callable[[str], None], precision: str = "fp32") -> str:
     """The released Sony checkpoint under ``root/checkpoints/Sony``, else a short base training on the source camera."""
-    from sid_ft.train import TrainOptions, train
+    from sid_ft.training.loop import TrainOptions, train
 
     released = _released_sony(root)
     if released:
@@ -255,9 +256,9 @@ def run_demo(root: str | os.PathLike = ".", settings: DemoSettings | None = None
              report: Callable[[str], None] = print, precision: str = "fp32") -> DemoResult:
     """Build the demo data, get a base model, fine-tune g_add, compare on held-out scenes (see module doc).
 
-    ``precision`` (:mod:`sid_ft.precision`) applies to the base training, the fine-tuning and the evaluation.
+    ``precision`` (:mod:`sid_ft.nets.precision`) applies to the base training, the fine-tuning and the evaluation.
     """
-    from sid_ft.train import TrainOptions, train
+    from sid_ft.training.loop import TrainOptions, train
 
     settings = settings or DemoSettings()
     root = Path(root)
@@ -307,10 +308,10 @@ def write_demo_sheet(path: Path, base_records: list, finetuned_records: list) ->
     The model panels are the 8-bit PNGs the evaluation wrote, labelled with their PSNR/SSIM; the first is
     labelled with its own scores against the ground truth (what one gets without a network).
     """
-    from sid_ft import pngio
-    from sid_ft.compare import Panel, label, write_sheet
-    from sid_ft.metrics import psnr, ssim
-    from sid_ft.raw import render_reference
+    from sid_ft.io import png as pngio
+    from sid_ft.eval.sheets import Panel, label, write_sheet
+    from sid_ft.eval.metrics import psnr, ssim
+    from sid_ft.io.raw import render_reference
 
     rows = []
     for rb, rf in zip(base_records, finetuned_records):

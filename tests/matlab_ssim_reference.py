@@ -1,7 +1,7 @@
 """A reference for MATLAB's ``ssim(A, ref)`` with its default parameters, written from its documentation.
 
 Used by tests/test_metrics.py and benchmarks/bench_ssim_matlab.py to measure how far
-:func:`sid_ft.metrics.ssim` (what sid_ft reports) is from what SID's authors computed in MATLAB
+:func:`sid_ft.eval.metrics.ssim` (what sid_ft reports) is from what SID's authors computed in MATLAB
 on their 8-bit PNGs.  The facts it follows (MATLAB Image Processing Toolbox, ``ssim``):
 
 * integer images are converted to double; the dynamic range L is that of the class

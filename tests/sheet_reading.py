@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sid_ft import compare
+from sid_ft.eval import sheets as compare
 
 
 def read_sheet(path) -> np.ndarray:

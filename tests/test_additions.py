@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sid_ft import checkpoint as ckpt
-from sid_ft import infer
-from sid_ft import raw as sid_raw
+from sid_ft.nets import checkpoint as ckpt
+from sid_ft.inference import run as infer
+from sid_ft.io import raw as sid_raw
 from sid_ft._tf import slim as _slim
 from sid_ft._tf import tf1
-from sid_ft.model import GAddConfig, conv_layers, expected_variables, fold_g_add, sid_network
-from sid_ft.train import TrainOptions, parse_scopes, select_trainable, train, training_mode
+from sid_ft.nets.model import GAddConfig, conv_layers, expected_variables, fold_g_add, sid_network
+from sid_ft.training.loop import TrainOptions, parse_scopes, select_trainable, train, training_mode
 
 from tests.sid_reference import write_released_checkpoint
 from tests.test_infer import make_dng
@@ -212,7 +212,7 @@ def test_savedmodel_of_adapted_model_reproduces_test_py(adapted, tmp_path):
     np.save(tmp_path / "x.npy", packed[None])
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    from sid_ft import pngio
+    from sid_ft.io import png as pngio
 
     written = pngio.read_png(tmp_path / "o" / "s_out.png") / 65535.0
     served = np.load(tmp_path / "y.npy")[0]

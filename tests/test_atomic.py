@@ -1,7 +1,7 @@
 """Crash-safe writes: an interrupted write leaves the old file and no temporary file."""
 import pytest
 
-from sid_ft import atomic
+from sid_ft.io import atomic
 
 
 def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path):

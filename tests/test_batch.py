@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from sid_ft._tf import tf1
-from sid_ft import checkpoint as ckpt
-from sid_ft.model import GAddConfig
-from sid_ft.sampling import Patch, PatchSampler
-from sid_ft.train import augment, build_train_graph, feed_for, train
+from sid_ft.nets import checkpoint as ckpt
+from sid_ft.nets.model import GAddConfig
+from sid_ft.data.sampling import Patch, PatchSampler
+from sid_ft.training.loop import augment, build_train_graph, feed_for, train
 
 from tests.test_train import _opts, dataset, pretrained  # noqa: F401 (fixtures)
 

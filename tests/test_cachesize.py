@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sid_ft import cachesize, sampling
-from sid_ft import raw as sid_raw
+from sid_ft.training import cachesize
+from sid_ft.data import sampling
+from sid_ft.io import raw as sid_raw
 from sid_ft._tf import tf1
-from sid_ft.dataset import find_pairs
-from sid_ft.dng import write_dng
+from sid_ft.data.pairs import find_pairs
+from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
-from sid_ft.train import train
+from sid_ft.training.loop import train
 
 from tests.test_train import _opts, dataset, make_pairs_tree, pretrained  # noqa: F401 (fixtures)
 from tests.test_xtrans import FUJI_BLACK, FUJI_WHITE, fuji_scene, phase

@@ -1,4 +1,4 @@
-"""sid_ft.checkpoint: restoring released SID checkpoints, saving full fine-tuned ones, inspecting."""
+"""sid_ft.nets.checkpoint: restoring released SID checkpoints, saving full fine-tuned ones, inspecting."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from sid_ft._tf import tf1
-from sid_ft.checkpoint import (MODEL_JSON, check_compatible, inspect_checkpoint, make_saver, read_model_spec,
+from sid_ft.nets.checkpoint import (MODEL_JSON, check_compatible, inspect_checkpoint, make_saver, read_model_spec,
                                resolve_checkpoint, restore_model, restore_pretrained, save_checkpoint,
                                variables_to_restore)
 from sid_ft.errors import SidFtError
-from sid_ft.model import CAMERAS, GAddConfig, sid_network
+from sid_ft.nets.model import CAMERAS, GAddConfig, sid_network
 
 try:  # `python -m pytest` from the repo root
     from tests.sid_reference import reference_forward, released_layout, write_released_checkpoint
@@ -234,8 +234,8 @@ def test_fine_tuned_checkpoint_reproduces_output_in_fresh_process(fine_tuned, tm
     code = (
         "import sys, numpy as np\n"
         "from sid_ft._tf import tf1\n"
-        "from sid_ft.checkpoint import read_model_spec, restore_model\n"
-        "from sid_ft.model import sid_network\n"
+        "from sid_ft.nets.checkpoint import read_model_spec, restore_model\n"
+        "from sid_ft.nets.model import sid_network\n"
         "tf = tf1()\n"
         "spec = read_model_spec(sys.argv[1])\n"
         "x = np.load(sys.argv[2])\n"

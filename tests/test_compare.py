@@ -1,4 +1,4 @@
-"""sid_ft.compare: contact sheets read back from the JPEG and measured (panels, sizes, labels)."""
+"""sid_ft.eval.sheets: contact sheets read back from the JPEG and measured (panels, sizes, labels)."""
 from __future__ import annotations
 
 import sys
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sid_ft import compare
+from sid_ft.eval import sheets as compare
 from sid_ft.errors import SidFtError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,4 +1,4 @@
-"""sid_ft.dataset: SID pairs from a folder tree and from SID list files."""
+"""sid_ft.data.pairs: SID pairs from a folder tree and from SID list files."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sid_ft.dataset import Pair, find_pairs, read_pair_list, split_of
+from sid_ft.data.pairs import Pair, find_pairs, read_pair_list, split_of
 from sid_ft.errors import SidFtError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

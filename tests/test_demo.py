@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import rawpy
 
-from sid_ft.dataset import find_pairs, read_pair_list
+from sid_ft.data.pairs import find_pairs, read_pair_list
 from sid_ft.demo import NEW_CAMERA, NOISE_CAMERA, SOURCE_CAMERA, DemoSettings, build_dataset, run_demo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -59,10 +59,9 @@ def test_held_out_photos_from_a_raw_file_and_several_crops(tmp_path):
     import dataclasses
 
     import pytest
-
     from sid_ft.demo import _photo
     from sid_ft.errors import SidFtError
-    from sid_ft.raw import render_reference
+    from sid_ft.io.raw import render_reference
 
     sample = Path(__file__).parent / "data" / "raw" / "Kodak_DC120_DC120IMG_P003908.KDC"
     photo = _photo(f"raw:{sample}")

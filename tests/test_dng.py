@@ -1,4 +1,4 @@
-"""sid_ft.dng: synthetic DNGs must read back through rawpy/LibRaw exactly."""
+"""sid_ft.io.dng: synthetic DNGs must read back through rawpy/LibRaw exactly."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import rawpy
 import tifffile
 
-from sid_ft.dng import XYZ_TO_LINEAR_SRGB, cfa_indices, write_dng
+from sid_ft.io.dng import XYZ_TO_LINEAR_SRGB, cfa_indices, write_dng
 
 # colour index (0 R, 1 G, 2 B, 3 G2) of positions TL, TR, BL, BR as LibRaw numbers them
 EXPECTED_PATTERN = {
@@ -42,7 +42,7 @@ def test_round_trip_all_bayer_layouts(tmp_path, cfa):
 
 
 def test_cfa_string_read_back_by_sid_ft(tmp_path):
-    from sid_ft.raw import cfa_pattern
+    from sid_ft.io.raw import cfa_pattern
 
     mosaic = np.zeros((24, 36), np.uint16)
     for cfa in EXPECTED_PATTERN:

@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from sid_ft.dng import write_dng
+from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
-from sid_ft.infer import InferOptions, run_inference
-from sid_ft.pngio import read_png
-from sid_ft.train import TrainOptions, train
-from sid_ft.xtrans import XT2_PATTERN
+from sid_ft.inference.run import InferOptions, run_inference
+from sid_ft.io.png import read_png
+from sid_ft.training.loop import TrainOptions, train
+from sid_ft.io.xtrans import XT2_PATTERN
 
 try:
     from tests.sid_reference import write_released_checkpoint

@@ -1,4 +1,4 @@
-"""scripts/test.py and sid_ft.infer (with predictor, jobs, shards): outputs against an independent forward pass, bad files, tiling,
+"""scripts/test.py and sid_ft.inference.run (with predictor, jobs, shards): outputs against an independent forward pass, bad files, tiling,
 shards, SavedModel export, 16-bit PNGs, real camera files.
 
 Networks are the real SID layer list with random weights (tests/sid_reference.py) on tiny
@@ -16,11 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sid_ft import infer, jobs, metrics, pngio, predictor, shards
-from sid_ft import raw as sid_raw
-from sid_ft.dng import write_dng
+from sid_ft.inference import run as infer
+from sid_ft.inference import jobs
+from sid_ft.eval import metrics
+from sid_ft.io import png as pngio
+from sid_ft.inference import predictor
+from sid_ft.inference import shards
+from sid_ft.io import raw as sid_raw
+from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
-from sid_ft.metrics import psnr
+from sid_ft.eval.metrics import psnr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from samples import RAW_DIR, SHARED_RAW  # noqa: E402
@@ -146,7 +151,7 @@ def test_missing_ratio_is_a_clear_error(tmp_path, ckpt):
 
 
 def test_infer_still_exports_the_names_of_its_parts():
-    # code written against the single-module sid_ft.infer keeps working after the split
+    # code written against the single-module sid_ft.inference.run keeps working after the split
     assert infer.Predictor is predictor.Predictor and infer.tile_spans is predictor.tile_spans
     assert infer.shard_from_env is shards.shard_from_env and infer.make_jobs is jobs.make_jobs
     assert all(hasattr(infer, name) for name in infer.__all__)

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sid_ft import runlock
+from sid_ft.runtime import lock as runlock
 from sid_ft._tf import tf1
 from sid_ft.errors import SidFtError
-from sid_ft.preempt import EXIT_PREEMPTED
-from sid_ft.train import train
+from sid_ft.runtime.preempt import EXIT_PREEMPTED
+from sid_ft.training.loop import train
 
 from tests.test_train import _opts, dataset, pretrained  # noqa: F401 (fixtures)
 
@@ -204,7 +204,7 @@ def test_signal_before_the_first_step_still_exits_75(dataset, pretrained, tmp_pa
 def test_signal_while_decoding_stops_between_files_and_the_rerun_continues(dataset, pretrained, tmp_path,
                                                                             monkeypatch):
     """A long preparation (decoding, feature caching) does not outlast a grace period: it stops between files."""
-    from sid_ft import sampling
+    from sid_ft.data import sampling
 
     run = tmp_path / "run"
     real = sampling.DecodeCache.load_pair

@@ -1,4 +1,4 @@
-"""sid_ft.metrics: SID's evaluation protocol (selection, 8-bit rounding, exclusions) and SSIM against MATLAB's."""
+"""sid_ft.eval.metrics: SID's evaluation protocol (selection, 8-bit rounding, exclusions) and SSIM against MATLAB's."""
 from __future__ import annotations
 
 import sys
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sid_ft import metrics
-from sid_ft.dataset import Pair
+from sid_ft.eval import metrics
+from sid_ft.data.pairs import Pair
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from matlab_ssim_reference import gaussian_window, matlab_ssim, synthetic_pair  # noqa: E402
@@ -30,7 +30,7 @@ def test_sid_selection_is_burst_00_of_test_scenes_at_every_exposure():
 
 @pytest.mark.parametrize("camera,listed,scored,scenes,left_out", [("Sony", 598, 93, 50, 5), ("Fuji", 524, 94, 41, 3)])
 def test_sid_selection_on_sids_own_test_lists(camera, listed, scored, scenes, left_out):
-    from sid_ft.dataset import read_pair_list
+    from sid_ft.data.pairs import read_pair_list
 
     pairs = read_pair_list(SID_LISTS / f"{camera}_test_list.txt", check_exists=False)
     chosen = metrics.sid_test_selection(pairs)

@@ -1,4 +1,4 @@
-"""sid_ft.model: the SID U-Net's variables, shapes and the g_add head's identity start."""
+"""sid_ft.nets.model: the SID U-Net's variables, shapes and the g_add head's identity start."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import pytest
 
 from sid_ft._tf import slim as _slim_module
 from sid_ft._tf import tf1
-from sid_ft.model import (CAMERAS, UPSAMPLE_FILTER_NAMES, GAddConfig, expected_variables, g_add_head,
+from sid_ft.nets.model import (CAMERAS, UPSAMPLE_FILTER_NAMES, GAddConfig, expected_variables, g_add_head,
                           sid_network, sid_unet)
 try:  # `python -m pytest` from the repo root
     from tests.samples import RELEASED_JSON

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sid_ft import precision as prec
+from sid_ft.nets import precision as prec
 from sid_ft._tf import tf1
 from sid_ft.errors import SidFtError
-from sid_ft.metrics import psnr
-from sid_ft.predictor import Predictor, export_savedmodel
+from sid_ft.eval.metrics import psnr
+from sid_ft.inference.predictor import Predictor, export_savedmodel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sid_reference import write_released_checkpoint  # noqa: E402
@@ -146,7 +146,7 @@ def test_bf16_output_against_float32_on_a_released_layout_checkpoint(released):
 
 
 def test_bf16_output_against_float32_on_a_trained_checkpoint(tmp_path, released):
-    from sid_ft.train import TrainOptions, train
+    from sid_ft.training.loop import TrainOptions, train
     from tests.test_train import make_pairs_tree
 
     data = make_pairs_tree(tmp_path / "data", scenes=("00001", "00002"), shape=(128, 160))
@@ -208,7 +208,7 @@ def test_cli_records_the_precision_in_summary_json(tmp_path, released):
 
 @pytest.mark.parametrize("name", ["bf16", "fp16"])
 def test_16bit_training_keeps_float32_checkpoints(tmp_path, released, name):
-    from sid_ft.train import TrainOptions, train
+    from sid_ft.training.loop import TrainOptions, train
     from tests.test_train import make_pairs_tree
 
     tf = tf1()
@@ -230,8 +230,8 @@ def test_16bit_training_keeps_float32_checkpoints(tmp_path, released, name):
 
 
 def test_fp16_scales_the_loss_and_bf16_does_not():
-    from sid_ft.model import GAddConfig
-    from sid_ft.train import build_train_graph
+    from sid_ft.nets.model import GAddConfig
+    from sid_ft.training.loop import build_train_graph
 
     tf = tf1()
     for name, scaled in (("fp16", True), ("bf16", False)):

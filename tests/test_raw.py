@@ -1,4 +1,4 @@
-"""sid_ft.raw: SID packing for any Bayer layout, loading, ground truth, exposure, bad input."""
+"""sid_ft.io.raw: SID packing for any Bayer layout, loading, ground truth, exposure, bad input."""
 from __future__ import annotations
 
 import sys
@@ -9,9 +9,9 @@ import pytest
 import rawpy
 import tifffile
 
-from sid_ft.dng import write_dng
+from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
-from sid_ft.raw import (RAW_EXTENSIONS, cfa_pattern, exposure_from_name, exposure_ratio, exposure_time,
+from sid_ft.io.raw import (RAW_EXTENSIONS, cfa_pattern, exposure_from_name, exposure_ratio, exposure_time,
                         load_raw, open_raw, orient, pack_mosaic, pack_raw, render_reference, sid_name_parts)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

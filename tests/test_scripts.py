@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sid_ft.preflight import RELEASED_FILES, missing_training_inputs
-from sid_ft.train import TrainOptions
+from sid_ft.training.preflight import RELEASED_FILES, missing_training_inputs
+from sid_ft.training.loop import TrainOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sid_reference import write_released_checkpoint  # noqa: E402

@@ -1,4 +1,4 @@
-"""Tests for sid_ft.simulate: noise statistics, dark-frame estimates, unprocessing, SID pairs, CLI.
+"""Tests for sid_ft.data.simulate: noise statistics, dark-frame estimates, unprocessing, SID pairs, CLI.
 
 Statistical tests use fixed seeds and tolerances from sampling theory (5 standard
 errors of the estimator), so they fail when the model is wrong, not by chance.
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from sid_ft.errors import SidFtError
-from sid_ft.simulate import (NoiseParams, estimate_from_dark_frames, format_exposure, parse_heavy_tail,
+from sid_ft.data.simulate import (NoiseParams, estimate_from_dark_frames, format_exposure, parse_heavy_tail,
                              simulate_short, unprocess_srgb)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -253,7 +253,7 @@ def test_format_exposure_like_sid_names():
 @pytest.fixture
 def long_dngs(tmp_path):
     """Two tiny 'clean long exposure' DNGs (GRBG, per-channel black, 12-bit), one without an exposure tag."""
-    write_dng = pytest.importorskip("sid_ft.dng").write_dng
+    write_dng = pytest.importorskip("sid_ft.io.dng").write_dng
     src = tmp_path / "src"
     src.mkdir()
     rng = np.random.default_rng(0)
@@ -266,11 +266,10 @@ def long_dngs(tmp_path):
 
 
 def test_make_pairs_writes_sid_pairs_that_find_pairs_reads(long_dngs, tmp_path):
-    pytest.importorskip("sid_ft.raw")
-    dataset = pytest.importorskip("sid_ft.dataset")
+    pytest.importorskip("sid_ft.io.raw")
+    dataset = pytest.importorskip("sid_ft.data.pairs")
     import rawpy
-
-    from sid_ft.simulate import make_pairs
+    from sid_ft.data.simulate import make_pairs
 
     out = tmp_path / "pairs"
     params = NoiseParams(gain=1.5, read_noise=2.0, row_noise=0.5)
@@ -312,10 +311,10 @@ def test_make_pairs_writes_sid_pairs_that_find_pairs_reads(long_dngs, tmp_path):
 
 
 def test_make_pairs_with_dark_frames_and_missing_exposure(tmp_path):
-    pytest.importorskip("sid_ft.raw")
-    pytest.importorskip("sid_ft.dataset")
-    from sid_ft.dng import write_dng
-    from sid_ft.simulate import make_pairs
+    pytest.importorskip("sid_ft.io.raw")
+    pytest.importorskip("sid_ft.data.pairs")
+    from sid_ft.io.dng import write_dng
+    from sid_ft.data.simulate import make_pairs
 
     src = tmp_path / "src"
     src.mkdir()
@@ -334,9 +333,9 @@ def test_make_pairs_with_dark_frames_and_missing_exposure(tmp_path):
 
 
 def test_make_pairs_refuses_foreign_folder_and_bad_input(long_dngs, tmp_path):
-    pytest.importorskip("sid_ft.raw")
-    pytest.importorskip("sid_ft.dataset")
-    from sid_ft.simulate import make_pairs
+    pytest.importorskip("sid_ft.io.raw")
+    pytest.importorskip("sid_ft.data.pairs")
+    from sid_ft.data.simulate import make_pairs
 
     foreign = tmp_path / "sid"
     (foreign / "long").mkdir(parents=True)
@@ -370,8 +369,8 @@ def test_cli_error_is_one_line(tmp_path):
 
 
 def test_cli_writes_pairs(long_dngs, tmp_path):
-    pytest.importorskip("sid_ft.raw")
-    pytest.importorskip("sid_ft.dataset")
+    pytest.importorskip("sid_ft.io.raw")
+    pytest.importorskip("sid_ft.data.pairs")
     out = tmp_path / "cli"
     res = subprocess.run([sys.executable, str(REPO / "scripts" / "make_pairs.py"), str(long_dngs / "a.dng"),
                           "--out-dir", str(out), "--ratios", "300", "--gain", "2", "--read-noise", "1.5",
@@ -385,11 +384,10 @@ def test_cli_writes_pairs(long_dngs, tmp_path):
 
 def test_make_pairs_on_a_real_camera_file(tmp_path):
     """A real Kodak DC120 KDC (GRBG, black 0, white 255, ~1/275 s): layout, levels and exposure carry over."""
-    pytest.importorskip("sid_ft.raw")
-    dataset = pytest.importorskip("sid_ft.dataset")
+    pytest.importorskip("sid_ft.io.raw")
+    dataset = pytest.importorskip("sid_ft.data.pairs")
     import rawpy
-
-    from sid_ft.simulate import make_pairs
+    from sid_ft.data.simulate import make_pairs
 
     src = raw_sample("Kodak_DC120_DC120IMG_P003908.KDC")
     pairs = make_pairs(src, tmp_path / "kdc", ratios=(100,), params=NoiseParams(gain=0.5, read_noise=1.0))

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from sid_ft._tf import tf1
-from sid_ft.dng import write_dng
+from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
-from sid_ft.train import TrainOptions, build_train_graph, feed_for, train
-from sid_ft.model import GAddConfig
-from sid_ft.sampling import Patch
-from sid_ft import checkpoint as ckpt
+from sid_ft.training.loop import TrainOptions, build_train_graph, feed_for, train
+from sid_ft.nets.model import GAddConfig
+from sid_ft.data.sampling import Patch
+from sid_ft.nets import checkpoint as ckpt
 
 from tests.samples import RELEASED_JSON
 from tests.sid_reference import write_released_checkpoint

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sid_ft import atomic
-from sid_ft.dng import write_dng
+from sid_ft.io import atomic
+from sid_ft.io.dng import write_dng
 
 from tests.sid_reference import write_released_checkpoint
 

@@ -1,15 +1,15 @@
-"""sid_ft.xtrans and the X-Trans path of sid_ft.raw: SID's Fuji 9-channel packing, any phase, DNG round trip."""
+"""sid_ft.io.xtrans and the X-Trans path of sid_ft.io.raw: SID's Fuji 9-channel packing, any phase, DNG round trip."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import rawpy
 
-from sid_ft.dng import write_dng
+from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
-from sid_ft.raw import (camera_kind, cfa_pattern, load_raw, open_raw, pack_raw, packed_origin,
+from sid_ft.io.raw import (camera_kind, cfa_pattern, load_raw, open_raw, pack_raw, packed_origin,
                         render_reference)
-from sid_ft.xtrans import (CHANNEL_COLOURS, SID_FUJI_LAYOUT, XT2_PATTERN, pack_xtrans_mosaic,
+from sid_ft.io.xtrans import (CHANNEL_COLOURS, SID_FUJI_LAYOUT, XT2_PATTERN, pack_xtrans_mosaic,
                            xtrans_footprint, xtrans_offset)
 
 FUJI_BLACK, FUJI_WHITE = 1024, 16383  # Fujifilm X-T2, the camera of SID's Fuji set

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from sid_ft.errors import SidFtError
-from sid_ft.summary import FileRecord, RunSummary, write_summary
+from sid_ft.inference.summary import FileRecord, RunSummary, write_summary
 
 __all__ = ["parse_shard", "shard_from_env", "select_shard", "shard_summary_name", "merge_shard_summaries"]
 
@@ -97,7 +97,6 @@ def select_shard(items: Sequence, shard: tuple[int, int] | None, key: Callable =
         return ordered
     k, n = shard
     return ordered[k - 1::n]
-
 
 
 def shard_summary_name(shard: tuple[int, int] | None) -> str:

@@ -58,9 +58,9 @@ from typing import Any, Iterable, Mapping, Sequence
 from sid_ft import __version__
 from sid_ft._tf import slim as _slim_module
 from sid_ft._tf import tf1
-from sid_ft import atomic
+from sid_ft.io import atomic
 from sid_ft.errors import SidFtError
-from sid_ft.model import CAMERAS, G_ADD_SCOPE, GAddConfig, camera_spec, expected_variables, fold_g_add
+from sid_ft.nets.model import CAMERAS, G_ADD_SCOPE, GAddConfig, camera_spec, expected_variables, fold_g_add
 
 tf = tf1()
 slim = _slim_module()
@@ -203,7 +203,7 @@ def write_model_json(train_dir: str | os.PathLike, camera: str, g_add: GAddConfi
     camera = str(camera).lower()
     spec = camera_spec(camera)
     info: dict[str, Any] = {
-        "format": "sid_ft.model/1",
+        "format": "sid_ft.nets.model/1",
         "sid_ft_version": __version__,
         "camera": camera,
         "packing": dict(packing) if packing is not None else spec.to_dict(),
@@ -353,7 +353,7 @@ def _expected_cached(camera: str, g_add: tuple | None) -> dict[str, list[int]]:
 
 
 def _expected(camera: str, g_add: GAddConfig | None) -> dict[str, list[int]]:
-    """:func:`sid_ft.model.expected_variables`, cached (building the throwaway graph takes a moment)."""
+    """:func:`sid_ft.nets.model.expected_variables`, cached (building the throwaway graph takes a moment)."""
     return _expected_cached(str(camera).lower(), None if g_add is None else tuple(g_add.to_dict().values()))
 
 
@@ -427,7 +427,7 @@ def variables_to_restore(exclude_scopes: Sequence[str] = (G_ADD_SCOPE,)) -> list
 
 def _restore(sess, prefix: str, var_list: list) -> list[str]:
     if not var_list:
-        raise ValueError("no model variables to restore: build the network (sid_ft.model) in this graph first")
+        raise ValueError("no model variables to restore: build the network (sid_ft.nets.model) in this graph first")
     check_compatible(prefix, var_list)
     restored = set(var_list)
     saver = tf.train.Saver(var_list=var_list, sharded=False)
@@ -474,7 +474,7 @@ def restore_folded(sess, spec: "ModelSpec") -> GAddConfig | None:
 
     Reads every tensor of ``spec``'s full network from ``spec.prefix`` (checked first like
     :func:`restore_model`), folds the additions inside the network into the convolutions
-    (:func:`sid_ft.model.fold_g_add`, in memory: the checkpoint is not changed) and loads the
+    (:func:`sid_ft.nets.model.fold_g_add`, in memory: the checkpoint is not changed) and loads the
     result into the current graph's model variables, which must be exactly the folded network's.
     Returns the folded design (None: plain SID).
     """

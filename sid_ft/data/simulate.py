@@ -43,8 +43,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from sid_ft import atomic
-from sid_ft.atomic import atomic_path
+from sid_ft.io import atomic
+from sid_ft.io.atomic import atomic_path
 from sid_ft.errors import SidFtError
 
 __all__ = [
@@ -56,7 +56,7 @@ __all__ = [
 READ_NOISE_DISTRIBUTIONS = ("gaussian", "tukey-lambda", "student-t")
 BAYER_LAYOUTS = ("RGGB", "BGGR", "GRBG", "GBRG")  # colours at TL, TR, BL, BR
 
-# linear sRGB (D65) -> XYZ, the inverse of sid_ft.dng.XYZ_TO_LINEAR_SRGB
+# linear sRGB (D65) -> XYZ, the inverse of sid_ft.io.dng.XYZ_TO_LINEAR_SRGB
 SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
                         [0.2126729, 0.7151522, 0.0721750],
                         [0.0193339, 0.1191920, 0.9503041]])
@@ -182,7 +182,7 @@ def _level_map(level: float | Sequence[float] | np.ndarray, shape: tuple[int, in
             if np.all(arr == arr[0]):
                 return float(arr[0])
             raise ValueError(f"{what} given per colour index needs the CFA layout (cfa=...)")
-        from sid_ft.dng import cfa_indices
+        from sid_ft.io.dng import cfa_indices
         tile = arr[cfa_indices(cfa)]
     else:
         raise ValueError(f"{what} must be a scalar, 4 values per colour index, a (2, 2) tile or {shape}, "
@@ -318,7 +318,7 @@ class DarkFrameEstimate:
 
     def black_level_per_channel(self, cfa: str | np.ndarray) -> tuple[float, float, float, float]:
         """The black level per colour index (R, G, B, G2) for a Bayer layout."""
-        from sid_ft.dng import cfa_indices
+        from sid_ft.io.dng import cfa_indices
         tile = cfa_indices(cfa)
         out = [0.0] * 4
         for (r, c), k in np.ndenumerate(tile):
@@ -425,7 +425,7 @@ def estimate_from_dark_frames(frames: Sequence[np.ndarray],
 
 def _raw_files(inputs: str | os.PathLike | Iterable[str | os.PathLike], what: str) -> list[Path]:
     """Expand files and folders (non-recursive) into a sorted list of RAW files."""
-    from sid_ft.raw import RAW_EXTENSIONS
+    from sid_ft.io.raw import RAW_EXTENSIONS
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     files: list[Path] = []
@@ -454,7 +454,7 @@ def load_dark_frames(inputs: str | os.PathLike | Iterable[str | os.PathLike]
     uint16 arrays, the metadata black level of the first file and its CFA layout.
     SidFtError when a file cannot be read or the frames differ in size.
     """
-    from sid_ft.raw import cfa_pattern, open_raw
+    from sid_ft.io.raw import cfa_pattern, open_raw
     frames, black, cfa = [], None, None
     for path in _raw_files(inputs, "dark frames"):
         with open_raw(path) as raw:
@@ -505,14 +505,14 @@ def unprocess_srgb(rgb: np.ndarray,
         wb_gains: (R, G, B) gains the camera "applied"; the mosaic is divided by them.
         rgb_to_cam: optional 3x3 linear sRGB -> camera RGB matrix.
         return_info: also return a dict with ``wb_gains``, ``as_shot_neutral``
-            (1/gains, normalised to G = 1, for :func:`sid_ft.dng.write_dng`),
+            (1/gains, normalised to G = 1, for :func:`sid_ft.io.dng.write_dng`),
             ``color_matrix`` (XYZ -> camera, for write_dng) and ``cfa``.
 
     Returns:
         (H', W') float32 mosaic in [0, 1] with H', W' the even parts of H, W; or
         ``(mosaic, info)`` with ``return_info``.
     """
-    from sid_ft.dng import XYZ_TO_LINEAR_SRGB, cfa_indices
+    from sid_ft.io.dng import XYZ_TO_LINEAR_SRGB, cfa_indices
     img = np.asarray(rgb)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"rgb must be (H, W, 3), got shape {img.shape}")
@@ -591,7 +591,7 @@ class _Source:
 
 
 def _read_source(path: Path) -> _Source:
-    from sid_ft.raw import cfa_pattern, exposure_time, open_raw
+    from sid_ft.io.raw import cfa_pattern, exposure_time, open_raw
     with open_raw(path) as raw:
         cfa = cfa_pattern(raw, path)
         mosaic = np.array(raw.raw_image_visible, dtype=np.uint16)
@@ -676,10 +676,10 @@ def make_pairs(long_paths: str | os.PathLike | Iterable[str | os.PathLike],
         progress: wraps the source iterator (e.g. ``tqdm``).
 
     Returns:
-        list of :class:`sid_ft.dataset.Pair`, one per short file, in write order.
+        list of :class:`sid_ft.data.pairs.Pair`, one per short file, in write order.
     """
-    from sid_ft.dataset import Pair
-    from sid_ft.dng import write_dng
+    from sid_ft.data.pairs import Pair
+    from sid_ft.io.dng import write_dng
 
     params = NoiseParams() if params is None else params
     ratios = [float(r) for r in ratios]

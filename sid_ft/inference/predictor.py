@@ -6,7 +6,7 @@ SID's test script, the network part::
     rgb = clip(network(x), 0, 1)         # :meth:`Predictor.predict`
 
 * :class:`Predictor` builds the graph from the checkpoint
-  (:func:`sid_ft.checkpoint.read_model_spec`: a released checkpoint runs as plain
+  (:func:`sid_ft.nets.checkpoint.read_model_spec`: a released checkpoint runs as plain
   SID, a fine-tuned one with its g_add head), restores it once and reuses the
   session for every image; optional tiling (:func:`tile_spans`) with
   raised-cosine blending (:func:`blend_windows`) bounds memory.
@@ -24,7 +24,7 @@ import numpy as np
 from sid_ft.errors import SidFtError
 
 if TYPE_CHECKING:
-    from sid_ft.precision import Precision
+    from sid_ft.nets.precision import Precision
 
 __all__ = [
     "DEFAULT_OVERLAP",
@@ -165,15 +165,15 @@ class Predictor:
         multiple of 16, see :func:`round_tile`).
       overlap: tile overlap in packed pixels.
       fold: fold the g_add additions inside the network into its convolutions at load time
-        (:func:`sid_ft.model.fold_g_add`; the same output within float32 rounding, at plain SID's
+        (:func:`sid_ft.nets.model.fold_g_add`; the same output within float32 rounding, at plain SID's
         cost); False runs them as separate layers, as in training.
-      precision: 'fp32' (default), 'bf16', 'fp16' or 'auto' (:func:`sid_ft.precision.resolve`: bf16 on a
+      precision: 'fp32' (default), 'bf16', 'fp16' or 'auto' (:func:`sid_ft.nets.precision.resolve`: bf16 on a
         CPU with native bfloat16, fp16 on a CUDA GPU with tensor cores, else fp32), or a resolved
-        :class:`sid_ft.precision.Precision`.  Weights stay float32 and are cast where they are used;
+        :class:`sid_ft.nets.precision.Precision`.  Weights stay float32 and are cast where they are used;
         input and output are float32 whatever the precision; tiles are blended in float32.
 
-    Attributes: ``spec`` (:class:`sid_ft.checkpoint.ModelSpec`), ``precision`` (the resolved
-    :class:`sid_ft.precision.Precision`), ``in_channels``, ``scale``,
+    Attributes: ``spec`` (:class:`sid_ft.nets.checkpoint.ModelSpec`), ``precision`` (the resolved
+    :class:`sid_ft.nets.precision.Precision`), ``in_channels``, ``scale``,
     ``graph``, ``sess``, ``input`` (placeholder ``(N, h, w, C)`` float32, packed and amplified),
     ``output`` (``(N, s*h, s*w, 3)`` float32 in [0, 1]: the network's output clipped; the input is
     clamped to at most 1 inside the graph, as SID does after amplifying).
@@ -182,9 +182,9 @@ class Predictor:
     def __init__(self, checkpoint: str | os.PathLike, device: str | None = None, tile: int | None = None,
                  overlap: int = DEFAULT_OVERLAP, fold: bool = True, precision: str | Precision | None = None):
         from sid_ft._tf import tf1
-        from sid_ft import checkpoint as ckpt
-        from sid_ft import model
-        from sid_ft import precision as prec
+        from sid_ft.nets import checkpoint as ckpt
+        from sid_ft.nets import model
+        from sid_ft.nets import precision as prec
 
         tf = tf1()
         self.spec = ckpt.read_model_spec(checkpoint)

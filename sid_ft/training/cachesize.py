@@ -4,7 +4,7 @@ Per training pair, from the RAW headers alone (LibRaw opens the file without
 decoding the pixels; a few milliseconds a file):
 
 * decoded short exposure: the packed sensor integers, ``h*w*C`` uint16
-  (:class:`sid_ft.sampling.PackedArray`), h, w the packed size, C 4 (Bayer) or 9 (X-Trans);
+  (:class:`sid_ft.data.sampling.PackedArray`), h, w the packed size, C 4 (Bayer) or 9 (X-Trans);
 * ground truth of each long exposure: ``(s*h)*(s*w)*3`` float16, s 2 or 3;
 * feature cache (cached g_add mode): ``g_conv9_2`` ``h*w*32`` and ``g_conv10``
   ``h*w*3*s*s`` values of ``--feature-dtype`` per short exposure and ratio.
@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from sid_ft.dataset import Pair
+from sid_ft.data.pairs import Pair
 from sid_ft.errors import SidFtError
 
 NPY_HEADER = 128  # bytes before the data of a .npy file (format 1.0, small header)
@@ -80,8 +80,8 @@ class CacheEstimate:
 def estimate_caches(pairs: Sequence[Pair], cache_dir: str | os.PathLike, feature_cache: bool,
                     feature_dtype: str = "float16", ratio_cap: float = 300.0) -> CacheEstimate:
     """Estimate the bytes the decode cache (and, with ``feature_cache``, the feature cache) will add."""
-    from sid_ft.sampling import file_key
-    from sid_ft.train import FEATURE_CHANNELS
+    from sid_ft.data.sampling import file_key
+    from sid_ft.nets.model import FEATURE_CHANNELS
 
     cache_dir = Path(cache_dir)
     est = CacheEstimate()

@@ -69,7 +69,7 @@ def ssim(output: np.ndarray, reference: np.ndarray, gaussian: bool = True) -> fl
 
 def sid_burst_and_scene(path: str | os.PathLike) -> tuple[str, int] | None:
     """(scene id, burst index) from a SID file name (``10003_00_0.1s.ARW`` -> ('10003', 0)), else None."""
-    from sid_ft.raw import sid_name_parts
+    from sid_ft.io.raw import sid_name_parts
 
     parts = sid_name_parts(path)
     return None if parts is None else (parts[0], int(parts[1]))
@@ -80,7 +80,7 @@ def sid_test_selection(pairs: Sequence) -> list:
 
     SID's ``test_Sony.py`` takes the scene ids of the long exposures ``1*`` and, for each, the short
     files ``<scene>_00*``: the first image of each test sequence at each of its exposure times
-    (0.1 s, 0.04 s, 0.033 s on the Sony set).  ``pairs`` are :class:`sid_ft.dataset.Pair`; their order is kept.
+    (0.1 s, 0.04 s, 0.033 s on the Sony set).  ``pairs`` are :class:`sid_ft.data.pairs.Pair`; their order is kept.
     """
     chosen = []
     for pair in pairs:

@@ -46,7 +46,7 @@ either offset gives the same channels.  After the offset the mosaic is cropped
 to multiples of 6, as SID does.
 
 Facts about rawpy 0.28 / LibRaw 0.22 (checked on synthetic 6x6-CFA DNGs from
-:func:`sid_ft.dng.write_dng`): LibRaw reads them as X-Trans (``raw_pattern``
+:func:`sid_ft.io.dng.write_dng`): LibRaw reads them as X-Trans (``raw_pattern``
 6x6, ``raw_colors_visible`` right, colour indices 0..2 only, pixels exact).
 LibRaw keeps X-Trans black levels as a 6x6 per-position pattern, and rawpy's
 ``black_level_per_channel`` reports only its minimum (the common part), so a

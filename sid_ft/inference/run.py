@@ -8,7 +8,7 @@ The method is SID's test script, step by step::
     write  <stem>_out.png                        # 16-bit by default
 
 and, when the long exposure is known (``--test-list``), SID's two companions:
-``<stem>_gt.png`` (LibRaw rendering of the long exposure, :func:`sid_ft.raw.render_reference`)
+``<stem>_gt.png`` (LibRaw rendering of the long exposure, :func:`sid_ft.io.raw.render_reference`)
 and ``<stem>_scale.png`` (the short exposure's own LibRaw rendering multiplied by
 ``mean(gt) / mean(rendering)``, i.e. brightness-matched to the ground truth, as
 SID's ``test_Sony.py`` writes it).
@@ -19,14 +19,14 @@ background threads, reports bad files with one line each and carries on, and
 records everything in ``summary.json`` / ``summary.csv``.  The pieces it uses
 live in their own modules:
 
-* :mod:`sid_ft.predictor`: the restored network (:class:`Predictor`), tiling, SavedModel export;
-* :mod:`sid_ft.jobs`: inputs, SID pair lists, ratios, output names;
-* :mod:`sid_ft.shards`: SLURM / Kubernetes shards and merging their summaries;
-* :mod:`sid_ft.summary`: per-file records and summary.json / summary.csv.
+* :mod:`sid_ft.inference.predictor`: the restored network (:class:`Predictor`), tiling, SavedModel export;
+* :mod:`sid_ft.inference.jobs`: inputs, SID pair lists, ratios, output names;
+* :mod:`sid_ft.inference.shards`: SLURM / Kubernetes shards and merging their summaries;
+* :mod:`sid_ft.inference.summary`: per-file records and summary.json / summary.csv.
 
 Their public names are also importable from here, as they were when this was one module.
 
-About SSIM in the summaries: :func:`sid_ft.metrics.ssim` with ``gaussian=True``
+About SSIM in the summaries: :func:`sid_ft.eval.metrics.ssim` with ``gaussian=True``
 (scikit-image, 11x11 Gaussian window of sigma 1.5, population covariances,
 mean over the three RGB channels).  That is the window of MATLAB's ``ssim``,
 which SID's published figures used; MATLAB's default is applied to the image as
@@ -50,21 +50,21 @@ from typing import Callable
 import numpy as np
 
 from sid_ft.errors import SidFtError
-from sid_ft.jobs import (OUTPUT_SUFFIXES, Job, Report, check_outputs, collect_inputs,  # noqa: F401
+from sid_ft.inference.jobs import (OUTPUT_SUFFIXES, Job, Report, check_outputs, collect_inputs,  # noqa: F401
                          make_jobs, output_paths, resolve_ratio, stderr_report)
-from sid_ft.metrics import (PROTOCOLS, SID_MISALIGNED_SCENES, psnr, score_8bit, sid_left_out, ssim,
+from sid_ft.eval.metrics import (PROTOCOLS, SID_MISALIGNED_SCENES, psnr, score_8bit, sid_left_out, ssim,
                             to_uint8_sid)
-from sid_ft.predictor import (DEFAULT_OVERLAP, TILE_MULTIPLE, Predictor, amplify, blend_windows,  # noqa: F401
+from sid_ft.inference.predictor import (DEFAULT_OVERLAP, TILE_MULTIPLE, Predictor, amplify, blend_windows,  # noqa: F401
                               export_savedmodel, round_tile, tile_spans)
-from sid_ft.shards import (merge_shard_summaries, parse_shard, select_shard, shard_from_env,  # noqa: F401
+from sid_ft.inference.shards import (merge_shard_summaries, parse_shard, select_shard, shard_from_env,  # noqa: F401
                            shard_summary_name)
-from sid_ft.summary import (SID_PROTOCOL_NOTE, SSIM_NOTE, SSIM_NOTE_8BIT, FileRecord, RunSummary,  # noqa: F401
+from sid_ft.inference.summary import (SID_PROTOCOL_NOTE, SSIM_NOTE, SSIM_NOTE_8BIT, FileRecord, RunSummary,  # noqa: F401
                             write_summary)
 
 __all__ = [
     "InferOptions",
     "run_inference",
-    # re-exported from the modules they live in, for code written against the single-module sid_ft.infer
+    # re-exported from the modules they live in, for code written against the single-module sid_ft.inference.run
     "DEFAULT_OVERLAP", "TILE_MULTIPLE", "OUTPUT_SUFFIXES", "parse_shard", "shard_from_env", "select_shard",
     "merge_shard_summaries", "collect_inputs", "Job", "make_jobs", "output_paths", "resolve_ratio", "amplify",
     "round_tile", "tile_spans", "blend_windows", "Predictor", "export_savedmodel", "FileRecord", "RunSummary",
@@ -91,7 +91,7 @@ class InferOptions:
     shard: tuple[int, int] | None = None
     skip_existing: bool = False
     device: str | None = None
-    precision: str = "fp32"  # 'auto' | 'fp32' | 'bf16' | 'fp16' (sid_ft.precision)
+    precision: str = "fp32"  # 'auto' | 'fp32' | 'bf16' | 'fp16' (sid_ft.nets.precision)
     export_savedmodel: str | None = None
     decode_workers: int = 2
     write_workers: int = 2
@@ -137,7 +137,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _decode(job: Job, opts: InferOptions, in_channels: int, scale: int) -> _Decoded:
-    from sid_ft import raw as sid_raw
+    from sid_ft.io import raw as sid_raw
 
     t0 = time.perf_counter()
     image = sid_raw.load_raw(job.input)
@@ -175,7 +175,7 @@ def job_orientation(job: Job, opts: InferOptions) -> str:
     """``opts.orientation``, else the default: 'sensor' for SID pairs (a ground truth is known), 'camera' otherwise.
 
     SID's pairs are scored in sensor orientation, as SID trained and tested on them; a photographer's
-    own file comes out the way the camera held it (LibRaw's flip, :func:`sid_ft.raw.orient`).
+    own file comes out the way the camera held it (LibRaw's flip, :func:`sid_ft.io.raw.orient`).
     """
     if opts.orientation is not None:
         return opts.orientation
@@ -184,8 +184,8 @@ def job_orientation(job: Job, opts: InferOptions) -> str:
 
 def _write(d: _Decoded, rgb: np.ndarray, paths: dict[str, Path], opts: InferOptions,
            record: FileRecord) -> FileRecord:
-    from sid_ft import pngio
-    from sid_ft.raw import orient
+    from sid_ft.io import png as pngio
+    from sid_ft.io.raw import orient
 
     t0 = time.perf_counter()
     sid = opts.protocol == "sid"
@@ -223,8 +223,8 @@ def _score(output: np.ndarray, reference: np.ndarray, sid: bool) -> tuple[float,
 
 def _write_sheet(d: _Decoded, rgb: np.ndarray, path: Path, opts: InferOptions, record: FileRecord) -> None:
     """``<stem>_compare.jpg``: the input brightened by the ratio | the output | the ground truth, turned like the PNGs."""
-    from sid_ft.compare import Panel, label, write_sheet
-    from sid_ft.raw import orient
+    from sid_ft.eval.sheets import Panel, label, write_sheet
+    from sid_ft.io.raw import orient
 
     bright_scores = (None, None)
     if d.gt is not None and opts.metrics:

@@ -41,7 +41,7 @@ import os
 
 import numpy as np
 
-from sid_ft import atomic
+from sid_ft.io import atomic
 from sid_ft.errors import SidFtError
 
 __all__ = ["to_uint", "write_png", "read_png", "PNG_FAST"]

@@ -40,18 +40,20 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from sid_ft import __version__, atomic, cachesize, preempt, runlock
+from sid_ft import __version__
+from sid_ft.io import atomic
+from sid_ft.training import cachesize
+from sid_ft.runtime import preempt
+from sid_ft.runtime import lock as runlock
 from sid_ft.errors import SidFtError
-from sid_ft.dataset import Pair, find_pairs, read_pair_list
-from sid_ft.sampling import (BackgroundLoader, CachedPair, DecodeCache, Patch, PatchSampler, load_npy,
+from sid_ft.data.pairs import Pair, find_pairs, read_pair_list
+from sid_ft.data.sampling import (BackgroundLoader, CachedPair, DecodeCache, Patch, PatchSampler, load_npy,
                              save_npy_atomic)
-from sid_ft import checkpoint as ckpt
-from sid_ft import model as sid_model
-from sid_ft import precision as prec
-from sid_ft.model import CAMERAS, GAddConfig
+from sid_ft.nets import checkpoint as ckpt
+from sid_ft.nets import model as sid_model
+from sid_ft.nets import precision as prec
+from sid_ft.nets.model import CAMERAS, FEATURE_CHANNELS, GAddConfig
 from sid_ft._tf import tf1
-
-FEATURE_CHANNELS = 32  # g_conv9_2
 
 
 @dataclass
@@ -90,11 +92,11 @@ class TrainOptions:
     feature_cache: bool = True
     feature_dtype: str = "float16"
     cache_dir: str | None = None  # default: <train_dir>/cache
-    cache_max_gb: float | None = None  # limit of the caches; default: 90% of the free space (sid_ft.cachesize)
+    cache_max_gb: float | None = None  # limit of the caches; default: 90% of the free space (sid_ft.training.cachesize)
     ratio_cap: float = 300.0
     camera: str | None = None  # 'sony' | 'fuji'; None: from the files' packing (4 or 9 channels)
     from_scratch: bool = False  # explicit: start from random weights instead of --pretrained
-    precision: str = "fp32"  # 'auto' | 'fp32' | 'bf16' | 'fp16' (sid_ft.precision.resolve)
+    precision: str = "fp32"  # 'auto' | 'fp32' | 'bf16' | 'fp16' (sid_ft.nets.precision.resolve)
     progress: bool = True
     force_unlock: bool = False  # take the train dir's lock even if another run seems to hold it
 
@@ -222,8 +224,8 @@ def build_train_graph(
     ``g_add`` None builds plain SID (only in 'full' mode: the other modes train g_add layers).
     The rate is ``lr`` — over the first ``lr_warmup_steps`` K steps ``lr * (k + 1) / K`` at step k — and
     ``lr * lr_decay_factor`` after ``lr_decay_step``.
-    ``precision`` (None: fp32): the arithmetic of the networks (:func:`sid_ft.precision.compute_scope`:
-    variables and Adam state stay float32); the loss is float32; fp16 scales it (:func:`sid_ft.precision.loss_scaled`).
+    ``precision`` (None: fp32): the arithmetic of the networks (:func:`sid_ft.nets.precision.compute_scope`:
+    variables and Adam state stay float32); the loss is float32; fp16 scales it (:func:`sid_ft.nets.precision.loss_scaled`).
     """
     tf = tf1()
     if g_add is None and mode != "full":
@@ -290,7 +292,7 @@ def build_train_graph(
 
 
 def feed_for(tg: TrainGraph, patch, ratio: float | None = None) -> dict:
-    """The feed dict of one step from a :class:`sid_ft.sampling.Patch` or a batch (a list of them).
+    """The feed dict of one step from a :class:`sid_ft.data.sampling.Patch` or a batch (a list of them).
 
     Each patch is amplified by ``ratio`` when given, else by its own ``ratio``.
     """
@@ -497,8 +499,8 @@ def run_length(opts: TrainOptions, loaded: Sequence[CachedPair], previous: dict 
 def train(opts: TrainOptions, report: Callable[[str], None] = print) -> TrainResult:
     """Run (or resume) a fine-tuning job described by ``opts``; returns where the final checkpoint is.
 
-    Holds the train dir's lock (:mod:`sid_ft.runlock`) while it runs.  SIGTERM or SIGUSR1
-    (:mod:`sid_ft.preempt`) end the run after the current step with a checkpoint and a record in
+    Holds the train dir's lock (:mod:`sid_ft.runtime.lock`) while it runs.  SIGTERM or SIGUSR1
+    (:mod:`sid_ft.runtime.preempt`) end the run after the current step with a checkpoint and a record in
     ``metrics.jsonl``; the result's ``stopped_by`` then names the signal.
     """
     with runlock.TrainDirLock(opts.train_dir, force=opts.force_unlock, report=report), \

@@ -20,7 +20,7 @@ A lock whose holder is gone is *stale*:
 The lock is removed when the run ends (normally, with an error, on Ctrl-C or
 SIGTERM); after ``kill -9`` or a crashed node it stays, and the rules above apply.
 Re-entrant within a process: the script takes it before importing TensorFlow
-(so that a second run stops within a second), and :func:`sid_ft.train.train`
+(so that a second run stops within a second), and :func:`sid_ft.training.loop.train`
 takes it again when called as a library.
 """
 from __future__ import annotations

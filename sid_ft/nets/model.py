@@ -85,6 +85,9 @@ UPSAMPLE_FILTER_NAMES = ("Variable", "Variable_1", "Variable_2", "Variable_3")
 _DOWN_WIDTHS = (32, 64, 128, 256, 512)  # levels 1..5
 _UP_WIDTHS = (256, 128, 64, 32)  # levels 6..9
 
+FEATURE_CHANNELS = _UP_WIDTHS[-1]
+"""Channels of ``g_conv9_2``, the last decoder features (what the head and the feature cache see)."""
+
 
 @dataclass(frozen=True)
 class CameraSpec:

@@ -10,10 +10,10 @@ Arrays in the cache:
 
 * packed short exposure as the sensor's integers, ``(h, w, C)`` uint16, and their
   levels (``*_levels.json``): 2 bytes a value, and :class:`PackedArray` normalises
-  crops to exactly the float32 values of :func:`sid_ft.raw.pack_raw` (float16 would
+  crops to exactly the float32 values of :func:`sid_ft.io.raw.pack_raw` (float16 would
   round them: measured in the README);
 * SID rendering of the long exposure, ``(scale*h, scale*w, 3)`` float16 in [0, 1];
-* (trainer) frozen-network features, see :mod:`sid_ft.train`.
+* (trainer) frozen-network features, see :mod:`sid_ft.training.loop`.
 """
 from __future__ import annotations
 
@@ -29,11 +29,12 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from sid_ft import atomic, preempt
-from sid_ft.atomic import atomic_path
-from sid_ft.dataset import Pair
+from sid_ft.io import atomic
+from sid_ft.runtime import preempt
+from sid_ft.io.atomic import atomic_path
+from sid_ft.data.pairs import Pair
 from sid_ft.errors import SidFtError
-from sid_ft import raw as sid_raw
+from sid_ft.io import raw as sid_raw
 
 
 def file_key(path: str | os.PathLike, *extra: object) -> str:
@@ -77,7 +78,7 @@ class PackedArray:
     """A packed image stored as integers and levels that reads like a float32 ``(h, w, C)`` array.
 
     Indexing with two slices (``a[y0:y1, x0:x1]``) returns the normalised float32 crop, bit for bit
-    what :func:`sid_ft.raw.pack_raw` gives for those pixels; ``np.asarray(a)`` the whole image.
+    what :func:`sid_ft.io.raw.pack_raw` gives for those pixels; ``np.asarray(a)`` the whole image.
     """
 
     def __init__(self, packed: sid_raw.PackedIntegers):
@@ -203,7 +204,7 @@ class PatchSampler:
     ``sources[i]`` holds the packed-resolution arrays of pair ``i`` (e.g. the short
     exposure, or cached network features), ``gts[i]`` its full-resolution ground truth.
     Crops are cut here; the flips are returned as flags and applied in the graph, so
-    that they can act after a frozen network (see :func:`sid_ft.train.augment`).
+    that they can act after a frozen network (see :func:`sid_ft.training.loop.augment`).
 
     Each step takes ``batch_size`` independent patches (each its own pair, crop and flips).
     The patches of training step ``i`` depend only on ``seed`` and ``i`` (a generator seeded

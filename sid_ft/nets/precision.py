@@ -149,7 +149,6 @@ def _cpu_bf16(system: str | None = None, cpuinfo_path: str | os.PathLike = "/pro
 def _gpus() -> tuple[GpuInfo, ...]:
     """The GPUs TensorFlow sees, with their compute capability (tensorflow-cpu: none)."""
     import tensorflow as tf2
-
     from sid_ft._tf import tf1
 
     tf1()  # quiet TensorFlow's start-up first

@@ -21,7 +21,7 @@ RELEASED_FILES = ("checkpoint", "model.ckpt.index", "model.ckpt.data-00000-of-00
 
 
 def _has_checkpoint(path: str | os.PathLike) -> bool:
-    from sid_ft.checkpoint import resolve_checkpoint
+    from sid_ft.nets.checkpoint import resolve_checkpoint
 
     try:
         resolve_checkpoint(path)
@@ -31,7 +31,7 @@ def _has_checkpoint(path: str | os.PathLike) -> bool:
 
 
 def missing_training_inputs(opts) -> list[str]:
-    """What ``opts`` (a :class:`sid_ft.train.TrainOptions`) lacks to start, one sentence each; [] when nothing.
+    """What ``opts`` (a :class:`sid_ft.training.loop.TrainOptions`) lacks to start, one sentence each; [] when nothing.
 
     * pairs: neither ``dataset_dir`` nor ``train_list``, or one that does not exist;
     * a model to start from: no checkpoint in ``train_dir`` to resume, no ``from_scratch``, and

@@ -12,7 +12,7 @@ Python runs signal handlers in the main thread between bytecodes, so a signal
 that arrives during ``session.run`` is seen when the step returns; nothing is
 cut in half.  A second signal changes nothing (the first one is already being
 acted on); SIGKILL, which follows at the end of a grace period, still leaves the
-previous checkpoint loadable (crash-safe saves, :mod:`sid_ft.checkpoint`).
+previous checkpoint loadable (crash-safe saves, :mod:`sid_ft.nets.checkpoint`).
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ def collect_inputs(items: Iterable[str | os.PathLike]) -> list[Path]:
     """Expand files, folders and glob patterns into a sorted, de-duplicated list of files.
 
     * a file is taken as given, whatever its extension (a bad one fails later, with its name);
-    * a folder contributes its files with a RAW extension (:data:`sid_ft.raw.RAW_EXTENSIONS`,
+    * a folder contributes its files with a RAW extension (:data:`sid_ft.io.raw.RAW_EXTENSIONS`,
       any case), not recursively;
     * a pattern with ``*``, ``?`` or ``[`` is expanded (``**`` recurses) and keeps files
       with a RAW extension.
@@ -34,7 +34,7 @@ def collect_inputs(items: Iterable[str | os.PathLike]) -> list[Path]:
     SidFtError for a folder or pattern that yields no RAW file.  A named file that
     does not exist is kept: it is reported as failed like any other bad file.
     """
-    from sid_ft.raw import RAW_EXTENSIONS
+    from sid_ft.io.raw import RAW_EXTENSIONS
 
     found: dict[str, Path] = {}
 
@@ -83,7 +83,7 @@ def make_jobs(inputs: Sequence[str | os.PathLike] = (), test_list: str | os.Path
 
     ``test_list`` is a SID pair list file or a SID-layout folder (``short/``, ``long/``).
     ``protocol='sid'`` keeps only the pairs SID's test scripts score
-    (:func:`sid_ft.metrics.sid_test_selection`: test scenes, burst 00, every exposure).
+    (:func:`sid_ft.eval.metrics.sid_test_selection`: test scenes, burst 00, every exposure).
 
     Problems with the pairs (missing files, bad names) are returned, each naming its file or line,
     so that the run can count them as failures and go on with the good pairs.
@@ -107,8 +107,8 @@ def make_jobs(inputs: Sequence[str | os.PathLike] = (), test_list: str | os.Path
 
 def _pairs(test_list: str | os.PathLike, protocol: str, problems: list[SidFtError]) -> list:
     """The pairs of a list file or SID-layout folder, for ``protocol`` ('all' or 'sid'); problems appended."""
-    from sid_ft.dataset import find_pairs, read_pair_list
-    from sid_ft.metrics import sid_test_selection
+    from sid_ft.data.pairs import find_pairs, read_pair_list
+    from sid_ft.eval.metrics import sid_test_selection
 
     if protocol == "all":
         if os.path.isdir(test_list):
@@ -161,7 +161,6 @@ def check_outputs(jobs: Sequence[Job], out_dir: Path, compare: bool = False) -> 
         raise SidFtError(out_dir, "inputs with the same file stem would write the same output: "
                                   + "; ".join(clashes[:5]) + (" ..." if len(clashes) > 5 else "")
                          + " (run them into separate --out-dir folders)")
-
 
 
 def resolve_ratio(path: str | os.PathLike, exposure_s: float | None, ratio: float | None = None,

@@ -11,8 +11,8 @@ from typing import Mapping
 
 import numpy as np
 
-from sid_ft import atomic
-from sid_ft.atomic import atomic_path
+from sid_ft.io import atomic
+from sid_ft.io.atomic import atomic_path
 
 __all__ = ["FileRecord", "CSV_FIELDS", "RunSummary", "write_summary", "SSIM_NOTE", "SSIM_NOTE_8BIT",
            "SID_PROTOCOL_NOTE"]
@@ -98,7 +98,6 @@ class RunSummary:
             if t["left_out_of_means"]:
                 text += f" over {t['scored_in_means']} files ({len(t['left_out_of_means'])} left out)"
         return text
-
 
 
 def _jsonable(value):

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sid_ft import atomic
+from sid_ft.io import atomic
 from sid_ft.errors import SidFtError
 
 __all__ = ["Panel", "label", "render_sheet", "write_sheet", "DEFAULT_PANEL_WIDTH", "GAP", "LABEL_HEIGHT",

@@ -2,11 +2,11 @@
 
 Everything is read from the file through rawpy (LibRaw); nothing assumes Sony
 constants.  Two sensor kinds are packed, named after SID's two models
-(``sid_ft.model.CAMERAS``), see :func:`camera_kind`:
+(``sid_ft.nets.model.CAMERAS``), see :func:`camera_kind`:
 
 * ``'sony'``: 2x2 Bayer sensors -> (H//2, W//2, 4) (below);
 * ``'fuji'``: X-Trans sensors -> (H'//3, W'//3, 9), SID's Fuji packing with the
-  tile phase taken from the file (:mod:`sid_ft.xtrans`).
+  tile phase taken from the file (:mod:`sid_ft.io.xtrans`).
 
 The Bayer packing is SID's ``pack_raw`` generalised to any 2x2 Bayer
 layout and any per-colour black level:
@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import rawpy
 
-from sid_ft import xtrans
+from sid_ft.io import xtrans
 from sid_ft.errors import SidFtError
 
 RAW_EXTENSIONS: frozenset[str] = frozenset({
@@ -217,7 +217,7 @@ def _bayer_tile_of(visible: np.ndarray, where: str | os.PathLike) -> np.ndarray:
 def camera_kind(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> str:
     """Which SID model the file's sensor needs: 'sony' (2x2 Bayer, 4 channels) or 'fuji' (X-Trans, 9 channels).
 
-    The names are the keys of ``sid_ft.model.CAMERAS``.  Raises
+    The names are the keys of ``sid_ft.nets.model.CAMERAS``.  Raises
     :class:`SidFtError` (naming ``path`` when given) for sensors neither model
     can take (linear DNG / Foveon, monochrome, CMYG, other CFAs).
     """
@@ -288,7 +288,7 @@ def pack_raw(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> np.ndar
       colour index (:func:`pack_mosaic`).
     * X-Trans: (h, w, 9) float32 at 1/3 resolution, SID's Fuji packing after
       aligning the file's tile phase with the X-T2's
-      (:func:`sid_ft.xtrans.pack_xtrans_mosaic`; ``h = (H - dy) // 6 * 2``).
+      (:func:`sid_ft.io.xtrans.pack_xtrans_mosaic`; ``h = (H - dy) // 6 * 2``).
 
     Levels from ``raw.black_level_per_channel`` and ``raw.white_level``.
     :class:`SidFtError` (naming ``path`` when given) for other sensors or
@@ -371,7 +371,7 @@ def packed_origin(raw: rawpy.RawPy, path: str | os.PathLike | None = None) -> tu
     """(row, col) of the visible mosaic where the packed image starts, in photosites.
 
     (0, 0) for Bayer files and for X-Trans files in the X-T2's phase; otherwise
-    the X-Trans phase offset (:func:`sid_ft.xtrans.xtrans_offset`).  A
+    the X-Trans phase offset (:func:`sid_ft.io.xtrans.xtrans_offset`).  A
     full-resolution image aligned with ``pack_raw(raw)`` (h, w) is
     ``image[r0:r0 + s*h, c0:c0 + s*w]`` with s = 2 (Bayer) or 3 (X-Trans).
     """
@@ -391,7 +391,7 @@ class RawImage:
     (R, G, B, G2); ``visible_size`` (H, W) of the mosaic; ``camera`` "Make Model"
     when the file says (TIFF-based containers), else "".  ``camera_kind`` is the
     SID model the packing is for ('sony' 4-channel / 'fuji' 9-channel, the keys
-    of ``sid_ft.model.CAMERAS``); ``origin`` (row, col) of the mosaic where the
+    of ``sid_ft.nets.model.CAMERAS``); ``origin`` (row, col) of the mosaic where the
     packed footprint starts (non-zero only for X-Trans files in another phase
     than the X-T2's); ``scale`` (2 or 3) photosites per packed pixel; ``flip`` LibRaw's
     orientation of the file (``raw.sizes.flip``, see :func:`orient`; 0 when upright).

@@ -4,7 +4,7 @@ Two ways to name the pairs:
 
 * a SID-layout folder: ``<dataset_dir>/short/`` and ``<dataset_dir>/long/``
   holding files named ``<scene>_<burst>_<seconds>s.<ext>`` (any extension in
-  :data:`sid_ft.raw.RAW_EXTENSIONS`, case-insensitive).  Each short file is
+  :data:`sid_ft.io.raw.RAW_EXTENSIONS`, case-insensitive).  Each short file is
   paired with the long file of the same scene id; when a scene has several long
   files, the one with the lowest burst index (then the first by name) is used,
   as in SID's lists.  :func:`find_pairs`.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sid_ft.errors import SidFtError
-from sid_ft.raw import RAW_EXTENSIONS, exposure_ratio, sid_name_parts
+from sid_ft.io.raw import RAW_EXTENSIONS, exposure_ratio, sid_name_parts
 
 SPLITS = {"0": "train", "1": "test", "2": "val"}
 """First digit of a SID scene id -> split."""

@@ -1,0 +1,1 @@
+"""Scoring and showing results: PSNR/SSIM (SID's protocol) and contact sheets."""

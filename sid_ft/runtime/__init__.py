@@ -1,0 +1,1 @@
+"""Process plumbing for long jobs: the train dir's lock and preemption by signals."""

@@ -1,0 +1,1 @@
+"""Fine-tuning: options (no TensorFlow), training modes behind one interface, the graph and the loop."""
