@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sid_ft.data.pairs import Pair, find_pairs, read_pair_list, split_of
+from sid_ft.data.pairs import Pair, find_pairs, read_pair_list
+from sid_ft.data.sid import split_of
 from sid_ft.errors import SidFtError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -42,7 +42,7 @@ def test_round_trip_all_bayer_layouts(tmp_path, cfa):
 
 
 def test_cfa_string_read_back_by_sid_ft(tmp_path):
-    from sid_ft.io.raw import cfa_pattern
+    from sid_ft.io.cfa import cfa_pattern
 
     mosaic = np.zeros((24, 36), np.uint16)
     for cfa in EXPECTED_PATTERN:

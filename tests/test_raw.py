@@ -1,4 +1,4 @@
-"""sid_ft.io.raw: SID packing for any Bayer layout, loading, ground truth, exposure, bad input."""
+"""sid_ft.io (raw, cfa, pack, render, sid_names): SID packing for any Bayer layout, loading, ground truth, exposure, bad input."""
 from __future__ import annotations
 
 import sys
@@ -11,8 +11,12 @@ import tifffile
 
 from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
-from sid_ft.io.raw import (RAW_EXTENSIONS, cfa_pattern, exposure_from_name, exposure_ratio, exposure_time,
-                        load_raw, open_raw, orient, pack_mosaic, pack_raw, render_reference, sid_name_parts)
+from sid_ft.data.sid import exposure_ratio
+from sid_ft.io.cfa import cfa_pattern
+from sid_ft.io.pack import pack_mosaic, pack_raw
+from sid_ft.io.raw import RAW_EXTENSIONS, exposure_time, load_raw, open_raw
+from sid_ft.io.render import orient, render_reference
+from sid_ft.io.sid_names import exposure_from_name, sid_name_parts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from samples import raw_sample, raw_sample_names  # noqa: E402

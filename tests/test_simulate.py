@@ -1,4 +1,4 @@
-"""Tests for sid_ft.data.simulate: noise statistics, dark-frame estimates, unprocessing, SID pairs, CLI.
+"""Tests for sid_ft.data (noise, calibrate, unprocess, make_pairs): noise statistics, dark-frame estimates, unprocessing, SID pairs, CLI.
 
 Statistical tests use fixed seeds and tolerances from sampling theory (5 standard
 errors of the estimator), so they fail when the model is wrong, not by chance.
@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 from sid_ft.errors import SidFtError
-from sid_ft.data.simulate import (NoiseParams, estimate_from_dark_frames, format_exposure, parse_heavy_tail,
-                             simulate_short, unprocess_srgb)
+from sid_ft.data.calibrate import estimate_from_dark_frames
+from sid_ft.data.noise import NoiseParams, parse_heavy_tail, simulate_short
+from sid_ft.data.sid import format_exposure
+from sid_ft.data.unprocess import unprocess_srgb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from samples import raw_sample  # noqa: E402
@@ -269,7 +271,7 @@ def test_make_pairs_writes_sid_pairs_that_find_pairs_reads(long_dngs, tmp_path):
     pytest.importorskip("sid_ft.io.raw")
     dataset = pytest.importorskip("sid_ft.data.pairs")
     import rawpy
-    from sid_ft.data.simulate import make_pairs
+    from sid_ft.data.make_pairs import make_pairs
 
     out = tmp_path / "pairs"
     params = NoiseParams(gain=1.5, read_noise=2.0, row_noise=0.5)
@@ -314,7 +316,7 @@ def test_make_pairs_with_dark_frames_and_missing_exposure(tmp_path):
     pytest.importorskip("sid_ft.io.raw")
     pytest.importorskip("sid_ft.data.pairs")
     from sid_ft.io.dng import write_dng
-    from sid_ft.data.simulate import make_pairs
+    from sid_ft.data.make_pairs import make_pairs
 
     src = tmp_path / "src"
     src.mkdir()
@@ -335,7 +337,7 @@ def test_make_pairs_with_dark_frames_and_missing_exposure(tmp_path):
 def test_make_pairs_refuses_foreign_folder_and_bad_input(long_dngs, tmp_path):
     pytest.importorskip("sid_ft.io.raw")
     pytest.importorskip("sid_ft.data.pairs")
-    from sid_ft.data.simulate import make_pairs
+    from sid_ft.data.make_pairs import make_pairs
 
     foreign = tmp_path / "sid"
     (foreign / "long").mkdir(parents=True)
@@ -387,7 +389,7 @@ def test_make_pairs_on_a_real_camera_file(tmp_path):
     pytest.importorskip("sid_ft.io.raw")
     dataset = pytest.importorskip("sid_ft.data.pairs")
     import rawpy
-    from sid_ft.data.simulate import make_pairs
+    from sid_ft.data.make_pairs import make_pairs
 
     src = raw_sample("Kodak_DC120_DC120IMG_P003908.KDC")
     pairs = make_pairs(src, tmp_path / "kdc", ratios=(100,), params=NoiseParams(gain=0.5, read_noise=1.0))

@@ -1,4 +1,4 @@
-"""sid_ft.io.xtrans and the X-Trans path of sid_ft.io.raw: SID's Fuji 9-channel packing, any phase, DNG round trip."""
+"""sid_ft.io.xtrans and the X-Trans path of sid_ft.io (raw, cfa, pack, render): SID's Fuji 9-channel packing, any phase, DNG round trip."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +7,10 @@ import rawpy
 
 from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
-from sid_ft.io.raw import (camera_kind, cfa_pattern, load_raw, open_raw, pack_raw, packed_origin,
-                        render_reference)
+from sid_ft.io.cfa import camera_kind, cfa_pattern
+from sid_ft.io.pack import pack_raw, packed_origin
+from sid_ft.io.raw import load_raw, open_raw
+from sid_ft.io.render import render_reference
 from sid_ft.io.xtrans import (CHANNEL_COLOURS, SID_FUJI_LAYOUT, XT2_PATTERN, pack_xtrans_mosaic,
                            xtrans_footprint, xtrans_offset)
 

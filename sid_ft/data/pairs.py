@@ -13,7 +13,7 @@ Two ways to name the pairs:
   paths relative to the list file's folder.  :func:`read_pair_list`.
 
 Exposure times come from the file names.  Splits follow SID's scene ids: first
-digit 0 train, 1 test, 2 val.
+digit 0 train, 1 test, 2 val (:func:`sid_ft.data.sid.split_of`).
 """
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sid_ft.data.sid import SPLITS, exposure_ratio, split_of
 from sid_ft.errors import SidFtError
-from sid_ft.io.raw import RAW_EXTENSIONS, exposure_ratio, sid_name_parts
+from sid_ft.io.raw import RAW_EXTENSIONS
+from sid_ft.io.sid_names import sid_name_parts
 
-SPLITS = {"0": "train", "1": "test", "2": "val"}
-"""First digit of a SID scene id -> split."""
+_NOT_A_SID_NAME = "not a SID file name '<scene>_<burst>_<seconds>s.<ext>'"
 
 
 @dataclass(frozen=True)
@@ -46,24 +47,6 @@ class Pair:
     def ratio(self, cap: float = 300.0) -> float:
         """SID's amplification ratio ``min(long_exposure / short_exposure, cap)``."""
         return exposure_ratio(self.short_exposure, self.long_exposure, cap)
-
-
-def split_of(path_or_scene_id: str | os.PathLike) -> str:
-    """'train' | 'test' | 'val' from a SID scene id or file name (first digit 0, 1, 2).
-
-    Raises :class:`SidFtError` when the name has no scene id or its first digit is not 0, 1 or 2.
-    """
-    text = os.fspath(path_or_scene_id)
-    name = Path(text).name
-    parts = sid_name_parts(name)
-    scene = parts[0] if parts else name
-    if not scene.isdigit():
-        raise SidFtError(text, "no SID scene id (expected '<scene>_<burst>_<seconds>s.<ext>' or a numeric scene id)")
-    split = SPLITS.get(scene[0])
-    if split is None:
-        raise SidFtError(text, f"scene id {scene} starts with {scene[0]}; SID splits use 0 (train), "
-                               "1 (test) and 2 (val)")
-    return split
 
 
 def _check_split(split: str | None) -> None:
@@ -98,6 +81,59 @@ def _raw_files(folder: Path) -> list[Path]:
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in RAW_EXTENSIONS)
 
 
+def _check_dataset_dir(dataset_dir: str | os.PathLike) -> Path:
+    """The dataset folder as a Path once it holds ``short/`` and ``long/``; SidFtError otherwise."""
+    root = Path(dataset_dir)
+    if not root.exists():
+        raise SidFtError(dataset_dir, "dataset folder not found")
+    if not root.is_dir():
+        raise SidFtError(dataset_dir, "is a file; expected a dataset folder holding short/ and long/")
+    missing = [name for name in ("short", "long") if not (root / name).is_dir()]
+    if missing:
+        raise SidFtError(dataset_dir, "not a SID-layout dataset: no " + " and no ".join(f"{m}/" for m in missing)
+                         + " folder (expected short/ and long/ with files named "
+                           "<scene>_<burst>_<seconds>s.<ext>)")
+    return root
+
+
+def _long_files_by_scene(folder: Path, problems: list[SidFtError]) -> dict[str, tuple[Path, float]]:
+    """Scene id -> (long file, exposure seconds): the lowest burst index, then the first by name."""
+    longs: dict[str, list[tuple[str, str, Path, float]]] = {}
+    for path in _raw_files(folder):
+        parts = sid_name_parts(path.name)
+        if parts is None:
+            problems.append(SidFtError(path, _NOT_A_SID_NAME))
+            continue
+        scene, burst, seconds = parts
+        longs.setdefault(scene, []).append((burst, path.name, path, seconds))
+    chosen = {}
+    for scene, candidates in longs.items():
+        _, _, long_path, long_seconds = min(candidates, key=lambda c: (int(c[0]), c[1]))
+        chosen[scene] = (long_path, long_seconds)
+    return chosen
+
+
+def _pair_short_files(root: Path, longs: dict[str, tuple[Path, float]], split: str | None,
+                      problems: list[SidFtError]) -> list[Pair]:
+    """A Pair for each short file in ``root/short`` of ``split`` whose scene has a long file."""
+    pairs: list[Pair] = []
+    for path in _raw_files(root / "short"):
+        parts = sid_name_parts(path.name)
+        if parts is None:
+            problems.append(SidFtError(path, _NOT_A_SID_NAME))
+            continue
+        scene, _, seconds = parts
+        if not _in_split(scene, split, path, problems):
+            continue
+        if scene not in longs:
+            problems.append(SidFtError(path, f"no long exposure of scene {scene} in {root / 'long'}"))
+            continue
+        long_path, long_seconds = longs[scene]
+        pairs.append(Pair(short_path=str(path), long_path=str(long_path), short_exposure=seconds,
+                          long_exposure=long_seconds, scene_id=scene))
+    return pairs
+
+
 def find_pairs(dataset_dir: str | os.PathLike, split: str | None = None,
                skipped: list | None = None) -> list[Pair]:
     """Pairs in a SID-layout folder (``short/`` and ``long/``), sorted by short file name.
@@ -115,50 +151,55 @@ def find_pairs(dataset_dir: str | os.PathLike, split: str | None = None,
     Files whose extension is not a RAW extension are ignored.
     """
     _check_split(split)
-    root = Path(dataset_dir)
-    if not root.exists():
-        raise SidFtError(dataset_dir, "dataset folder not found")
-    if not root.is_dir():
-        raise SidFtError(dataset_dir, "is a file; expected a dataset folder holding short/ and long/")
-    missing = [name for name in ("short", "long") if not (root / name).is_dir()]
-    if missing:
-        raise SidFtError(dataset_dir, "not a SID-layout dataset: no " + " and no ".join(f"{m}/" for m in missing)
-                         + " folder (expected short/ and long/ with files named "
-                           "<scene>_<burst>_<seconds>s.<ext>)")
-
+    root = _check_dataset_dir(dataset_dir)
     problems: list[SidFtError] = []
-    longs: dict[str, list[tuple[str, str, Path, float]]] = {}
-    for path in _raw_files(root / "long"):
-        parts = sid_name_parts(path.name)
-        if parts is None:
-            problems.append(SidFtError(path, "not a SID file name '<scene>_<burst>_<seconds>s.<ext>'"))
-            continue
-        scene, burst, seconds = parts
-        longs.setdefault(scene, []).append((burst, path.name, path, seconds))
-
-    pairs: list[Pair] = []
-    for path in _raw_files(root / "short"):
-        parts = sid_name_parts(path.name)
-        if parts is None:
-            problems.append(SidFtError(path, "not a SID file name '<scene>_<burst>_<seconds>s.<ext>'"))
-            continue
-        scene, _, seconds = parts
-        if not _in_split(scene, split, path, problems):
-            continue
-        candidates = longs.get(scene)
-        if not candidates:
-            problems.append(SidFtError(path, f"no long exposure of scene {scene} in {root / 'long'}"))
-            continue
-        _, _, long_path, long_seconds = min(candidates, key=lambda c: (int(c[0]), c[1]))
-        pairs.append(Pair(short_path=str(path), long_path=str(long_path), short_exposure=seconds,
-                          long_exposure=long_seconds, scene_id=scene))
-
+    longs = _long_files_by_scene(root / "long", problems)
+    pairs = _pair_short_files(root, longs, split, problems)
     _report(problems, skipped, dataset_dir, "problem(s) with the dataset files")
     if not pairs:
         which = f" for split '{split}'" if split else ""
         raise SidFtError(dataset_dir, f"no short/long pairs found{which} (short files in "
                                       f"short/ need a long file of the same scene id in long/)")
     return pairs
+
+
+def _read_list_text(list_file: str | os.PathLike) -> str:
+    """The text of a pair list; SidFtError for a missing, folder or unreadable list."""
+    lf = Path(list_file)
+    if not lf.exists():
+        raise SidFtError(list_file, "pair list not found")
+    if lf.is_dir():
+        raise SidFtError(list_file, "is a folder; expected a SID pair list file")
+    try:
+        return lf.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SidFtError(list_file, f"cannot read the pair list: {err}") from err
+
+
+def _pair_of_line(fields: list[str], line: str, where: str, base: Path, split: str | None,
+                  check_exists: bool, problems: list[SidFtError]) -> Pair | None:
+    """The Pair one list line names (``<short> <long> [ISO] [F-number]``), or None with its problem noted."""
+    if len(fields) < 2:
+        problems.append(SidFtError(where, f"expected '<short> <long> [ISO] [F-number]', got {line.strip()!r}"))
+        return None
+    short_path, long_path = (os.path.normpath(base / f) for f in fields[:2])
+    short_parts, long_parts = sid_name_parts(fields[0]), sid_name_parts(fields[1])
+    bad = [f for f, p in ((fields[0], short_parts), (fields[1], long_parts)) if p is None]
+    if bad:
+        problems.append(SidFtError(where, _NOT_A_SID_NAME + ": " + ", ".join(bad)))
+        return None
+    scene = short_parts[0]
+    if not _in_split(scene, split, where, problems):
+        return None
+    if check_exists:
+        absent = [p for p in (short_path, long_path) if not os.path.isfile(p)]
+        if absent:
+            problems.append(SidFtError(where, "file not found: " + ", ".join(absent)))
+            return None
+    return Pair(short_path=short_path, long_path=long_path, short_exposure=short_parts[2],
+                long_exposure=long_parts[2], scene_id=scene,
+                iso=fields[2] if len(fields) > 2 else None,
+                fnumber=fields[3] if len(fields) > 3 else None)
 
 
 def read_pair_list(list_file: str | os.PathLike, split: str | None = None,
@@ -181,47 +222,17 @@ def read_pair_list(list_file: str | os.PathLike, split: str | None = None,
     Raises :class:`SidFtError` for a missing or unreadable list, listed problems and an empty result.
     """
     _check_split(split)
-    lf = Path(list_file)
-    if not lf.exists():
-        raise SidFtError(list_file, "pair list not found")
-    if lf.is_dir():
-        raise SidFtError(list_file, "is a folder; expected a SID pair list file")
-    try:
-        text = lf.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise SidFtError(list_file, f"cannot read the pair list: {err}") from err
-
-    base = lf.parent
+    text = _read_list_text(list_file)
+    base = Path(list_file).parent
     problems: list[SidFtError] = []
     pairs: list[Pair] = []
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue
-        where = f"{list_file}:{number}"
-        if len(fields) < 2:
-            problems.append(SidFtError(where, f"expected '<short> <long> [ISO] [F-number]', got {line.strip()!r}"))
-            continue
-        short_path, long_path = (os.path.normpath(base / f) for f in fields[:2])
-        short_parts, long_parts = sid_name_parts(fields[0]), sid_name_parts(fields[1])
-        bad = [f for f, p in ((fields[0], short_parts), (fields[1], long_parts)) if p is None]
-        if bad:
-            problems.append(SidFtError(where, "not a SID file name '<scene>_<burst>_<seconds>s.<ext>': "
-                                              + ", ".join(bad)))
-            continue
-        scene = short_parts[0]
-        if not _in_split(scene, split, where, problems):
-            continue
-        if check_exists:
-            absent = [p for p in (short_path, long_path) if not os.path.isfile(p)]
-            if absent:
-                problems.append(SidFtError(where, "file not found: " + ", ".join(absent)))
-                continue
-        pairs.append(Pair(short_path=short_path, long_path=long_path, short_exposure=short_parts[2],
-                          long_exposure=long_parts[2], scene_id=scene,
-                          iso=fields[2] if len(fields) > 2 else None,
-                          fnumber=fields[3] if len(fields) > 3 else None))
-
+        pair = _pair_of_line(fields, line, f"{list_file}:{number}", base, split, check_exists, problems)
+        if pair is not None:
+            pairs.append(pair)
     _report(problems, skipped, list_file, "problem(s) in the pair list")
     if not pairs:
         which = f" for split '{split}'" if split else ""

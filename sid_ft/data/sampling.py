@@ -10,10 +10,10 @@ Arrays in the cache:
 
 * packed short exposure as the sensor's integers, ``(h, w, C)`` uint16, and their
   levels (``*_levels.json``): 2 bytes a value, and :class:`PackedArray` normalises
-  crops to exactly the float32 values of :func:`sid_ft.io.raw.pack_raw` (float16 would
+  crops to exactly the float32 values of :func:`sid_ft.io.pack.pack_raw` (float16 would
   round them: measured in the README);
 * SID rendering of the long exposure, ``(scale*h, scale*w, 3)`` float16 in [0, 1];
-* (trainer) frozen-network features, see :mod:`sid_ft.training.loop`.
+* (trainer) frozen-network features, see :mod:`sid_ft.training.features`.
 """
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ from sid_ft.runtime import preempt
 from sid_ft.io.atomic import atomic_path
 from sid_ft.data.pairs import Pair
 from sid_ft.errors import SidFtError
-from sid_ft.io import raw as sid_raw
+from sid_ft.io.raw import load_raw_integers
+from sid_ft.io.pack import PackedIntegers
+from sid_ft.io.render import render_reference
 
 
 def file_key(path: str | os.PathLike, *extra: object) -> str:
@@ -78,10 +80,10 @@ class PackedArray:
     """A packed image stored as integers and levels that reads like a float32 ``(h, w, C)`` array.
 
     Indexing with two slices (``a[y0:y1, x0:x1]``) returns the normalised float32 crop, bit for bit
-    what :func:`sid_ft.io.raw.pack_raw` gives for those pixels; ``np.asarray(a)`` the whole image.
+    what :func:`sid_ft.io.pack.pack_raw` gives for those pixels; ``np.asarray(a)`` the whole image.
     """
 
-    def __init__(self, packed: sid_raw.PackedIntegers):
+    def __init__(self, packed: PackedIntegers):
         self.packed = packed
         self.shape = packed.values.shape
         self.dtype = np.dtype(np.float32)
@@ -137,7 +139,7 @@ class DecodeCache:
         values_path = self.cache_dir / f"{key}_packed_u16.npy"
         levels_path = self.cache_dir / f"{key}_levels.json"
         if not (values_path.exists() and levels_path.exists()):
-            packed = sid_raw.load_raw_integers(path)
+            packed = load_raw_integers(path)
             levels = {"black": packed.black.tolist(), "white": packed.white}
             try:
                 atomic.write_text(levels_path, json.dumps(levels))
@@ -145,13 +147,13 @@ class DecodeCache:
                 raise _write_error(levels_path, exc) from None
             save_npy_atomic(values_path, packed.values)
         levels = json.loads(levels_path.read_text())
-        packed = sid_raw.PackedIntegers(values=load_npy(values_path),
+        packed = PackedIntegers(values=load_npy(values_path),
                                         black=np.asarray(levels["black"], np.float32), white=float(levels["white"]))
         return PackedArray(packed), key
 
     def reference(self, path: str) -> np.ndarray:
         """SID rendering of ``path`` as float16 ``(H, W, 3)``."""
-        return self._cached(path, "gt", lambda: sid_raw.render_reference(path).astype(np.float16))[0]
+        return self._cached(path, "gt", lambda: render_reference(path).astype(np.float16))[0]
 
     def load_pair(self, pair: Pair, ratio_cap: float = 300.0) -> CachedPair:
         """Decode (or fetch from the cache) both files of ``pair``; SidFtError naming the bad file."""
@@ -204,7 +206,7 @@ class PatchSampler:
     ``sources[i]`` holds the packed-resolution arrays of pair ``i`` (e.g. the short
     exposure, or cached network features), ``gts[i]`` its full-resolution ground truth.
     Crops are cut here; the flips are returned as flags and applied in the graph, so
-    that they can act after a frozen network (see :func:`sid_ft.training.loop.augment`).
+    that they can act after a frozen network (see :func:`sid_ft.training.augment.augment`).
 
     Each step takes ``batch_size`` independent patches (each its own pair, crop and flips).
     The patches of training step ``i`` depend only on ``seed`` and ``i`` (a generator seeded

@@ -14,13 +14,13 @@ Both take RGB images as float arrays in [0, 1], shape ``(H, W, 3)``.
 SID's evaluation protocol (``test.py --protocol sid``), from SID's ``test_Sony.py`` /
 ``test_Fuji.py`` and README:
 
-* :func:`sid_test_selection`: the test scenes (scene ids starting with 1), and of each only
+* :func:`sid_ft.data.sid.sid_test_selection`: the test scenes (scene ids starting with 1), and of each only
   the first image of its sequence, burst ``00``, with every short exposure of it;
 * :func:`to_uint8_sid`: outputs and ground truths written as 8-bit PNGs (SID's
   ``scipy.misc.toimage(x * 255, cmin=0, cmax=255)``: clip, then round half up);
 * :func:`score_8bit`: PSNR (peak 255) and SSIM on those 8-bit RGB images, as SID scored
   its PNGs in MATLAB;
-* :data:`SID_MISALIGNED_SCENES`: scenes whose ground truth is misaligned, which SID's README
+* :data:`sid_ft.data.sid.SID_MISALIGNED_SCENES`: scenes whose ground truth is misaligned, which SID's README
   asks to leave out of quantitative results (they are still scored and written).
 
 About SSIM against MATLAB's: on an (H, W, 3) array MATLAB's ``ssim`` with its defaults (as
@@ -32,14 +32,7 @@ README (``benchmarks/bench_ssim_matlab.py``).
 """
 from __future__ import annotations
 
-import os
-from typing import Sequence
-
 import numpy as np
-
-SID_MISALIGNED_SCENES: tuple[str, ...] = ("10034", "10045", "10172")
-"""Scene ids whose ground truth SID's README (Aug 2018) calls misaligned: "please remove those images for
-quantitative results"."""
 
 PROTOCOLS = ("all", "sid")
 """``test.py --protocol``: 'all' scores every listed pair in float; 'sid' is SID's published evaluation."""
@@ -65,37 +58,6 @@ def ssim(output: np.ndarray, reference: np.ndarray, gaussian: bool = True) -> fl
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     kwargs = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False) if gaussian else {}
     return float(structural_similarity(a, b, channel_axis=-1, data_range=1.0, **kwargs))
-
-
-def sid_burst_and_scene(path: str | os.PathLike) -> tuple[str, int] | None:
-    """(scene id, burst index) from a SID file name (``10003_00_0.1s.ARW`` -> ('10003', 0)), else None."""
-    from sid_ft.io.raw import sid_name_parts
-
-    parts = sid_name_parts(path)
-    return None if parts is None else (parts[0], int(parts[1]))
-
-
-def sid_test_selection(pairs: Sequence) -> list:
-    """The pairs SID's test scripts score: test scenes (id starting with 1), burst 00 of each, every exposure.
-
-    SID's ``test_Sony.py`` takes the scene ids of the long exposures ``1*`` and, for each, the short
-    files ``<scene>_00*``: the first image of each test sequence at each of its exposure times
-    (0.1 s, 0.04 s, 0.033 s on the Sony set).  ``pairs`` are :class:`sid_ft.data.pairs.Pair`; their order is kept.
-    """
-    chosen = []
-    for pair in pairs:
-        parsed = sid_burst_and_scene(pair.short_path)
-        if parsed is not None and parsed[0].startswith("1") and parsed[1] == 0:
-            chosen.append(pair)
-    return chosen
-
-
-def sid_left_out(path: str | os.PathLike) -> str | None:
-    """Why SID's protocol leaves this short exposure out of the means (a misaligned scene), or None."""
-    parsed = sid_burst_and_scene(path)
-    if parsed is not None and parsed[0] in SID_MISALIGNED_SCENES:
-        return f"scene {parsed[0]}: misaligned ground truth, left out of SID's means (SID README)"
-    return None
 
 
 def to_uint8_sid(image: np.ndarray) -> np.ndarray:

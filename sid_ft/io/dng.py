@@ -97,6 +97,98 @@ def _rational(x: float, signed: bool = False, max_den: int = 1_000_000) -> tuple
     return f.numerator, f.denominator
 
 
+def _mosaic_uint16(mosaic: np.ndarray) -> np.ndarray:
+    """``mosaic`` (H, W) as uint16 (floats rounded); ValueError when it is not 2-D, too small or out of 0..65535."""
+    mosaic = np.asarray(mosaic)
+    if mosaic.ndim != 2:
+        raise ValueError(f"mosaic must be 2-D (H, W), got shape {mosaic.shape}")
+    if min(mosaic.shape) < MIN_SIZE:
+        raise ValueError(f"mosaic {mosaic.shape} is too small: LibRaw refuses images under "
+                         f"{MIN_SIZE}x{MIN_SIZE} pixels")
+    if mosaic.dtype != np.uint16:
+        if np.issubdtype(mosaic.dtype, np.floating) and not np.all(np.isfinite(mosaic)):
+            raise ValueError("mosaic holds non-finite values")
+        if mosaic.min() < 0 or mosaic.max() > 65535:
+            raise ValueError("mosaic values must fit 0..65535")
+        mosaic = np.round(mosaic).astype(np.uint16) if np.issubdtype(mosaic.dtype, np.floating) \
+            else mosaic.astype(np.uint16)
+    return mosaic
+
+
+def _levels(black_level: float | Sequence[float], white_level: int | None, mosaic: np.ndarray,
+            tile: np.ndarray) -> tuple[np.ndarray, int]:
+    """((4,) black per colour index, white level) checked: 0 <= black < white <= 65535, one black for X-Trans."""
+    black = np.broadcast_to(np.asarray(black_level, dtype=np.float64).ravel(), (4,)) \
+        if np.ndim(black_level) == 0 else np.asarray(black_level, dtype=np.float64).ravel()
+    if black.shape != (4,):
+        raise ValueError(f"black_level must be one value or 4 per colour index (R, G, B, G2), got {black_level!r}")
+    if white_level is None:
+        white_level = max(int(mosaic.max()), 1)
+    white_level = int(white_level)
+    if not 0 < white_level <= 65535 or np.any(black < 0) or np.any(black >= white_level):
+        raise ValueError(f"levels must satisfy 0 <= black < white <= 65535 "
+                         f"(black {black.tolist()}, white {white_level})")
+    if tile.shape[0] == 6 and np.ptp(black[np.unique(tile)]) != 0:
+        # LibRaw keeps a 6x6 black pattern per position and rawpy reports only its minimum in
+        # black_level_per_channel, so per-colour X-Trans blacks would not read back.
+        raise ValueError(f"a 6x6 (X-Trans) CFA takes one black level: rawpy/LibRaw 0.22 report only the "
+                         f"minimum of per-colour X-Trans blacks, got {black.tolist()}")
+    return black, white_level
+
+
+def _colour(color_matrix: np.ndarray | Sequence[float] | None,
+            as_shot_neutral: Sequence[float] | None) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """(ColorMatrix1 with 9 values, AsShotNeutral with 3 positive values), defaults filled in; ValueError otherwise."""
+    cm = XYZ_TO_LINEAR_SRGB if color_matrix is None else np.asarray(color_matrix, dtype=np.float64)
+    if cm.size != 9:
+        raise ValueError(f"color_matrix must have 9 values, got {cm.size}")
+    neutral = (1.0, 1.0, 1.0) if as_shot_neutral is None else tuple(float(v) for v in as_shot_neutral)
+    if len(neutral) != 3 or min(neutral) <= 0:
+        raise ValueError(f"as_shot_neutral must be 3 positive values, got {as_shot_neutral!r}")
+    return cm, neutral
+
+
+def _tags(tile: np.ndarray, black: np.ndarray, white_level: int, cm: np.ndarray,
+          neutral: tuple[float, float, float], make: str, model: str, orientation: int) -> list[tuple]:
+    """tifffile ``extratags`` (code, dtype, count, value, writeonce) of the DNG, ExposureTime aside."""
+    n = tile.shape[0]
+    dng_pattern = np.where(tile == 3, 1, tile).astype(np.uint8)  # DNG CFA colours: 0 R, 1 G, 2 B
+    black_per_position = black[tile].ravel()
+    camera = f"{make} {model}".strip()
+    return [
+        (_NEW_SUBFILE_TYPE, "I", 1, 0, True),
+        (_MAKE, "s", 0, make, True),
+        (_MODEL, "s", 0, model, True),
+        (_ORIENTATION, "H", 1, int(orientation), True),
+        (_CFA_REPEAT_PATTERN_DIM, "H", 2, (n, n), True),
+        (_CFA_PATTERN, "B", n * n, tuple(int(v) for v in dng_pattern.ravel()), True),
+        (_DNG_VERSION, "B", 4, (1, 4, 0, 0), True),
+        (_DNG_BACKWARD_VERSION, "B", 4, (1, 1, 0, 0), True),
+        (_UNIQUE_CAMERA_MODEL, "s", 0, camera, True),
+        (_CFA_PLANE_COLOR, "B", 3, (0, 1, 2), True),
+        (_CFA_LAYOUT, "H", 1, 1, True),
+        (_BLACK_LEVEL_REPEAT_DIM, "H", 2, (n, n), True),
+        (_BLACK_LEVEL, "2I", n * n, tuple(v for b in black_per_position for v in _rational(b)), True),
+        (_WHITE_LEVEL, "I", 1, white_level, True),
+        (_COLOR_MATRIX_1, "2i", 9, tuple(v for x in cm.ravel() for v in _rational(x, signed=True, max_den=10000)),
+         True),
+        (_AS_SHOT_NEUTRAL, "2I", 3, tuple(v for x in neutral for v in _rational(x)), True),
+        (_CALIBRATION_ILLUMINANT_1, "H", 1, _D65, True),
+    ]
+
+
+def _write_tiff(path: str | os.PathLike, mosaic: np.ndarray, tags: list[tuple]) -> None:
+    """One uncompressed CFA IFD with ``tags``; SidFtError when the file cannot be written."""
+    import tifffile  # local import: only the writer needs it
+
+    try:
+        with tifffile.TiffWriter(os.fspath(path), bigtiff=False) as tif:
+            tif.write(mosaic, photometric=tifffile.PHOTOMETRIC.CFA, compression=None,
+                      planarconfig=None, metadata=None, extratags=tags, software=False)
+    except OSError as err:
+        raise SidFtError(path, f"cannot write DNG: {err.strerror or err}") from err
+
+
 def write_dng(path: str | os.PathLike,
               mosaic: np.ndarray,
               cfa: str | Sequence[Sequence[int]] | np.ndarray = "RGGB",
@@ -133,79 +225,15 @@ def write_dng(path: str | os.PathLike,
         ValueError: for arguments that cannot describe a valid DNG (a programming error).
         SidFtError: when the file cannot be written.
     """
-    mosaic = np.asarray(mosaic)
-    if mosaic.ndim != 2:
-        raise ValueError(f"mosaic must be 2-D (H, W), got shape {mosaic.shape}")
-    if min(mosaic.shape) < MIN_SIZE:
-        raise ValueError(f"mosaic {mosaic.shape} is too small: LibRaw refuses images under "
-                         f"{MIN_SIZE}x{MIN_SIZE} pixels")
-    if mosaic.dtype != np.uint16:
-        if np.issubdtype(mosaic.dtype, np.floating) and not np.all(np.isfinite(mosaic)):
-            raise ValueError("mosaic holds non-finite values")
-        if mosaic.min() < 0 or mosaic.max() > 65535:
-            raise ValueError("mosaic values must fit 0..65535")
-        mosaic = np.round(mosaic).astype(np.uint16) if np.issubdtype(mosaic.dtype, np.floating) \
-            else mosaic.astype(np.uint16)
+    mosaic = _mosaic_uint16(mosaic)
     tile = cfa_indices(cfa)
-    n = tile.shape[0]
-
-    black = np.broadcast_to(np.asarray(black_level, dtype=np.float64).ravel(), (4,)) \
-        if np.ndim(black_level) == 0 else np.asarray(black_level, dtype=np.float64).ravel()
-    if black.shape != (4,):
-        raise ValueError(f"black_level must be one value or 4 per colour index (R, G, B, G2), got {black_level!r}")
-    if white_level is None:
-        white_level = max(int(mosaic.max()), 1)
-    white_level = int(white_level)
-    if not 0 < white_level <= 65535 or np.any(black < 0) or np.any(black >= white_level):
-        raise ValueError(f"levels must satisfy 0 <= black < white <= 65535 (black {black.tolist()}, white {white_level})")
-    if n == 6 and np.ptp(black[np.unique(tile)]) != 0:
-        # LibRaw keeps a 6x6 black pattern per position and rawpy reports only its minimum in
-        # black_level_per_channel, so per-colour X-Trans blacks would not read back.
-        raise ValueError(f"a 6x6 (X-Trans) CFA takes one black level: rawpy/LibRaw 0.22 report only the "
-                         f"minimum of per-colour X-Trans blacks, got {black.tolist()}")
-
-    cm = XYZ_TO_LINEAR_SRGB if color_matrix is None else np.asarray(color_matrix, dtype=np.float64)
-    if cm.size != 9:
-        raise ValueError(f"color_matrix must have 9 values, got {cm.size}")
-    neutral = (1.0, 1.0, 1.0) if as_shot_neutral is None else tuple(float(v) for v in as_shot_neutral)
-    if len(neutral) != 3 or min(neutral) <= 0:
-        raise ValueError(f"as_shot_neutral must be 3 positive values, got {as_shot_neutral!r}")
-
+    black, white_level = _levels(black_level, white_level, mosaic, tile)
+    cm, neutral = _colour(color_matrix, as_shot_neutral)
     if orientation not in (1, 2, 3, 4, 5, 6, 7, 8):
         raise ValueError(f"orientation must be a TIFF Orientation 1..8, got {orientation!r}")
-
-    dng_pattern = np.where(tile == 3, 1, tile).astype(np.uint8)  # DNG CFA colours: 0 R, 1 G, 2 B
-    black_per_position = black[tile].ravel()
-    camera = f"{make} {model}".strip()
-    tags = [
-        (_NEW_SUBFILE_TYPE, "I", 1, 0, True),
-        (_MAKE, "s", 0, make, True),
-        (_MODEL, "s", 0, model, True),
-        (_ORIENTATION, "H", 1, int(orientation), True),
-        (_CFA_REPEAT_PATTERN_DIM, "H", 2, (n, n), True),
-        (_CFA_PATTERN, "B", n * n, tuple(int(v) for v in dng_pattern.ravel()), True),
-        (_DNG_VERSION, "B", 4, (1, 4, 0, 0), True),
-        (_DNG_BACKWARD_VERSION, "B", 4, (1, 1, 0, 0), True),
-        (_UNIQUE_CAMERA_MODEL, "s", 0, camera, True),
-        (_CFA_PLANE_COLOR, "B", 3, (0, 1, 2), True),
-        (_CFA_LAYOUT, "H", 1, 1, True),
-        (_BLACK_LEVEL_REPEAT_DIM, "H", 2, (n, n), True),
-        (_BLACK_LEVEL, "2I", n * n, tuple(v for b in black_per_position for v in _rational(b)), True),
-        (_WHITE_LEVEL, "I", 1, white_level, True),
-        (_COLOR_MATRIX_1, "2i", 9, tuple(v for x in cm.ravel() for v in _rational(x, signed=True, max_den=10000)), True),
-        (_AS_SHOT_NEUTRAL, "2I", 3, tuple(v for x in neutral for v in _rational(x)), True),
-        (_CALIBRATION_ILLUMINANT_1, "H", 1, _D65, True),
-    ]
+    tags = _tags(tile, black, white_level, cm, neutral, make, model, orientation)
     if exposure_time is not None:
         if not exposure_time > 0:
             raise ValueError(f"exposure_time must be positive seconds, got {exposure_time!r}")
         tags.append((_EXPOSURE_TIME, "2I", 1, _rational(exposure_time), True))
-
-    import tifffile  # local import: only the writer needs it
-
-    try:
-        with tifffile.TiffWriter(os.fspath(path), bigtiff=False) as tif:
-            tif.write(mosaic, photometric=tifffile.PHOTOMETRIC.CFA, compression=None,
-                      planarconfig=None, metadata=None, extratags=tags, software=False)
-    except OSError as err:
-        raise SidFtError(path, f"cannot write DNG: {err.strerror or err}") from err
+    _write_tiff(path, mosaic, tags)

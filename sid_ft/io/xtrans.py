@@ -181,6 +181,20 @@ def pack_xtrans_mosaic(mosaic: np.ndarray, colors: np.ndarray,
     """
     mosaic = np.asarray(mosaic)
     where = path if path is not None else "RAW image"
+    tile_colors, black = _check_pack_args(mosaic, colors, black_level_per_channel)
+    dy, dx = xtrans_offset(tile_colors, path)
+    _, _, hh, ww = xtrans_footprint(mosaic.shape, (dy, dx))
+    if hh == 0 or ww == 0:
+        raise SidFtError(where, f"mosaic {mosaic.shape} holds no whole 6x6 X-Trans tile after the "
+                                f"phase offset ({dy}, {dx})")
+    # colour index of each position of the re-phased tile (the file's own indices, for its black levels)
+    phased = np.roll(tile_colors, (-dy, -dx), axis=(0, 1))
+    return _pack_phased(mosaic[dy:dy + hh, dx:dx + ww], phased, black, white_level, where)
+
+
+def _check_pack_args(mosaic: np.ndarray, colors: np.ndarray,
+                     black_level_per_channel) -> tuple[np.ndarray, np.ndarray]:
+    """((6, 6) int64 colour indices of the top-left tile, (4,) black per colour index); ValueError when malformed."""
     if mosaic.ndim != 2:
         raise ValueError(f"mosaic must be (H, W), got shape {mosaic.shape}")
     colors = np.asarray(colors)
@@ -194,16 +208,17 @@ def pack_xtrans_mosaic(mosaic: np.ndarray, colors: np.ndarray,
         black = np.repeat(black, 4)
     if black.shape != (4,):
         raise ValueError(f"black_level_per_channel must have 1 or 4 values, got {black_level_per_channel!r}")
-    dy, dx = xtrans_offset(tile_colors, path)
-    _, _, hh, ww = xtrans_footprint(mosaic.shape, (dy, dx))
-    if hh == 0 or ww == 0:
-        raise SidFtError(where, f"mosaic {mosaic.shape} holds no whole 6x6 X-Trans tile after the "
-                                f"phase offset ({dy}, {dx})")
+    return tile_colors, black
+
+
+def _pack_phased(crop: np.ndarray, phased: np.ndarray, black: np.ndarray, white_level: float,
+                 where: str | os.PathLike) -> np.ndarray:
+    """SID's Fuji packing of a mosaic already in the X-T2 phase, (6a, 6b) -> (2a, 2b, 9) float32.
+
+    ``phased``: (6, 6) colour indices of the crop's top-left tile, for each photosite's black level.
+    """
     white = float(white_level)
-    # colour index of each position of the re-phased tile (the file's own indices, for its black levels)
-    phased = np.roll(tile_colors, (-dy, -dx), axis=(0, 1))
-    crop = mosaic[dy:dy + hh, dx:dx + ww]
-    h, w = hh // SCALE, ww // SCALE
+    h, w = crop.shape[0] // SCALE, crop.shape[1] // SCALE
     out = np.empty((h, w, 9), dtype=np.float32)
     for k, rows in enumerate(SID_FUJI_LAYOUT):
         for p, cols in enumerate(rows):
