@@ -1,9 +1,15 @@
-"""What dark frames tell about a sensor: read noise, row noise, black level (and a rough heavy-tail shape).
+"""Calibrating a sensor's noise from what a user has: dark frames, and a few pairs or flat fields for K.
 
-Dark frames are lens-capped exposures at the ISO of the short exposures to
-simulate.  They measure everything of the noise model in :mod:`sid_ft.data.noise`
-except the system gain K (that needs flat fields at several light levels, the
-photon-transfer curve) and the shot noise (that needs light).
+:func:`calibrate` is what ``scripts/calibrate.py`` runs: dark frames
+(:mod:`sid_ft.data.dark_frames`, :mod:`sid_ft.data.dark_noise`) give the black
+level, read noise and its tail, row and column noise and the fixed pattern; the
+gain K comes from short/long pairs, else flat fields (:mod:`sid_ft.data.photon_transfer`),
+else is given, else guessed (K = 1, ``make_pairs``' default, said so).  The result
+is a :class:`sid_ft.data.noise_profile.NoiseProfile`.
+
+:func:`estimate_from_dark_frames` is the quick estimate ``make_pairs`` uses (read
+noise, row noise and black level from frames already in memory, no K).  Dark frames
+are lens-capped exposures at the ISO of the short exposures to simulate.
 """
 from __future__ import annotations
 
@@ -15,7 +21,14 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from sid_ft.data.dark_frames import load_calibration_darks
+from sid_ft.data.dark_noise import DarkNoise, analyse_dark_frames
 from sid_ft.data.noise import NoiseParams
+from sid_ft.data.noise_profile import NoiseProfile
+from sid_ft.data.pairs import Pair, find_pairs
+from sid_ft.data.photon_transfer import (GainEstimate, flat_field_curves, gain_from_flat_curves,
+                                         gain_from_pair_curves, group_flat_levels, pair_curves)
+from sid_ft.data.raw_frames import RawFrame, iso_text, mismatch, read_frame, read_matching_frames
 from sid_ft.errors import SidFtError
 from sid_ft.io.cfa import cfa_pattern
 from sid_ft.io.dng import cfa_indices
@@ -205,3 +218,158 @@ def load_dark_frames(inputs: str | os.PathLike | Iterable[str | os.PathLike]
                 cfa = cfa_pattern(raw, path)
             frames.append(mosaic)
     return frames, black, cfa
+
+
+# --------------------------------------------------------------------------- calibrate(): the noise profile
+
+DEFAULT_GAIN = 1.0
+"""K used when nothing measures or gives it: ``make_pairs``' default, DN per electron."""
+
+MAX_PAIRS = 16
+"""Pairs read for photon transfer (the first by short-file name); 2 already give K within a few percent."""
+
+
+def _read_pair(pair: Pair, skipped: list[SidFtError]) -> tuple[RawFrame, RawFrame] | None:
+    """(short, long) RawFrames of a pair, or None (the reason appended to ``skipped``)."""
+    try:
+        short, long = read_frame(pair.short_path), read_frame(pair.long_path)
+    except SidFtError as err:
+        skipped.append(err)
+        return None
+    reason = mismatch(dataclasses.replace(long.meta, iso=short.meta.iso), short.meta, short.path,
+                      "short exposure of its pair")
+    if reason is not None:
+        skipped.append(SidFtError(long.path, reason))
+        return None
+    return short, long
+
+
+def _iso_warning(what: str, iso: float | None, dark_iso: float | None) -> str | None:
+    """A warning when ``what`` ('the flat fields are') was taken at another ISO than the dark frames, else None."""
+    if iso == dark_iso:
+        return None
+    return (f"the dark frames are ISO {iso_text(dark_iso)}, {what} ISO {iso_text(iso)}: "
+            f"K is measured at ISO {iso_text(iso)}, the rest of the noise at ISO {iso_text(dark_iso)}")
+
+
+def _short_black(short: RawFrame, darks: list[RawFrame], dark: DarkNoise) -> np.ndarray:
+    """The short exposure's black: the dark frames' mean dark when they match it (size, CFA, camera, ISO),
+    else its metadata black per position."""
+    if mismatch(short.meta, darks[0].meta, darks[0].path, "first dark frame") is None:
+        return dark.mean_dark
+    return short.meta.black_tile()
+
+
+def _gain_from_pairs(pairs_dir: str | os.PathLike, darks: list[RawFrame], dark: DarkNoise,
+                     skipped: list[SidFtError], warnings: list[str]) -> GainEstimate | None:
+    """GainEstimate from the pairs in ``pairs_dir`` (SID layout), or None when none is usable."""
+    found = find_pairs(pairs_dir, skipped=skipped)
+    pairs = found[:MAX_PAIRS]
+    curves, used = [], []
+    for pair in pairs:
+        frames = _read_pair(pair, skipped)
+        if frames is None:
+            continue
+        short, long = frames
+        warning = _iso_warning(f"the short exposure {short.path} is", short.meta.iso, darks[0].meta.iso)
+        if warning:
+            warnings.append(warning)
+        curves.append(pair_curves(short, long, _short_black(short, darks, dark)))
+        used.append(pair)
+    details = {"pairs_found": len(found),
+               "pairs": [{"short": p.short_path, "long": p.long_path,
+                          "exposure_ratio": p.long_exposure / p.short_exposure,
+                          "brightness_ratio": c.brightness_ratio} for p, c in zip(used, curves)]}
+    return gain_from_pair_curves(curves, details) if curves else None
+
+
+def _gain_from_flats(flat_fields, darks: list[RawFrame], dark: DarkNoise, skipped: list[SidFtError],
+                     warnings: list[str]) -> GainEstimate | None:
+    """GainEstimate from flat fields at several levels, or None when none is usable."""
+    frames = read_matching_frames(list_raw_files(flat_fields, "flat fields"), "flat field", skipped)
+    if not frames:
+        return None
+    warning = _iso_warning("the flat fields are", frames[0].meta.iso, darks[0].meta.iso)
+    if warning:
+        warnings.append(warning)
+    groups = group_flat_levels(frames)
+    pooled, per_position = flat_field_curves(groups, skipped)
+    dark_variance = dark.temporal_variance if warning is None else None
+    details = {"flat_fields": [f.path for f in frames], "frames_per_level": [len(g) for g in groups]}
+    return gain_from_flat_curves(pooled, per_position, dark_variance, details)
+
+
+def _gain(pairs_dir, flat_fields, gain: float | None, darks: list[RawFrame], dark: DarkNoise,
+          skipped: list[SidFtError], warnings: list[str]) -> GainEstimate:
+    """K from the first source that gives it: pairs, flat fields, ``gain``, else the guess DEFAULT_GAIN."""
+    if pairs_dir is not None:
+        found = _gain_from_pairs(pairs_dir, darks, dark, skipped, warnings)
+        if found is not None:
+            return found
+        warnings.append(f"no usable pairs in {pairs_dir}: K from the next source")
+    if flat_fields is not None:
+        found = _gain_from_flats(flat_fields, darks, dark, skipped, warnings)
+        if found is not None:
+            return found
+        warnings.append(f"no usable flat fields in {flat_fields}: K from the next source")
+    if gain is not None:
+        if not (gain > 0 and math.isfinite(gain)):
+            raise SidFtError(None, f"--gain must be a positive number of DN per electron, got {gain}")
+        return GainEstimate(gain=float(gain), stderr=None, source="given")
+    return GainEstimate(gain=DEFAULT_GAIN, stderr=None, source="guessed")
+
+
+def _profile(darks: list[RawFrame], dark: DarkNoise, gain: GainEstimate, skipped: list[SidFtError],
+             warnings: list[str]) -> NoiseProfile:
+    """The NoiseProfile of measured dark noise ``dark`` and GainEstimate ``gain``."""
+    meta = darks[0].meta
+    stderr = {"black_level": dark.black_level_se, "read_noise": dark.read_noise_se,
+              "read_noise_per_position": dark.read_noise_per_position_se,
+              "read_noise_shape": dark.read_noise_shape_se, "row_noise": dark.row_noise_se,
+              "column_noise": dark.column_noise_se, "gain": gain.stderr}
+    inputs = {"dark_frame_files": [f.path for f in darks],
+              "skipped": [{"path": e.path, "reason": e.reason} for e in skipped],
+              "warnings": list(warnings), "gain": dict(gain.details, per_input=gain.per_input,
+                                                        intercept=gain.intercept)}
+    return NoiseProfile(
+        camera=meta.camera, iso=meta.iso, exposure_s=meta.exposure_s, cfa=meta.cfa, image_size=meta.size,
+        white_level=meta.white_level, black_level_metadata=meta.black_tile(), dark_frames=dark.n_frames,
+        black_level=dark.black_level, read_noise=dark.read_noise,
+        read_noise_per_position=dark.read_noise_per_position, read_noise_shape=dark.read_noise_shape,
+        read_noise_excess_kurtosis=dark.read_noise_excess_kurtosis, row_noise=dark.row_noise,
+        row_noise_per_phase=dark.row_noise_per_phase, column_noise=dark.column_noise,
+        column_noise_per_phase=dark.column_noise_per_phase, fixed_pattern_std=dark.fixed_pattern_std,
+        fixed_pattern_stderr=dark.fixed_pattern_stderr, dark_shading_range=dark.dark_shading_range,
+        gain=gain.gain, gain_source=gain.source, gain_per_position=gain.per_position,
+        stderr=stderr, inputs=inputs, fixed_pattern=dark.fixed_pattern)
+
+
+def calibrate(dark_frames: str | os.PathLike | Iterable[str | os.PathLike], *,
+              pairs_dir: str | os.PathLike | None = None,
+              flat_fields: str | os.PathLike | Iterable[str | os.PathLike] | None = None,
+              gain: float | None = None,
+              skipped: list[SidFtError] | None = None,
+              warnings: list[str] | None = None) -> NoiseProfile:
+    """Calibrate a camera's noise at the dark frames' ISO: a :class:`sid_ft.data.noise_profile.NoiseProfile`.
+
+    Args:
+        dark_frames: RAW files or folders of them: 2+ lens-capped frames (8 recommended).
+        pairs_dir: SID-layout folder (short/ + long/, matched by scene id as
+            :func:`sid_ft.data.pairs.find_pairs` does) for K by photon transfer.
+        flat_fields: flat-field RAW files or folders, 2+ frames at each of 2+ levels, for K.
+        gain: K in DN per electron, used when neither pairs nor flats give it.
+        skipped: files left out are appended as SidFtError(path, reason) (they are
+            also in the profile's ``inputs``): unreadable, another size / CFA / camera
+            / ISO than the first, light in a dark frame, clipped flats, unpaired files.
+        warnings: one-line warnings are appended (darks and pairs/flats at different ISOs).
+
+    K's source is recorded in ``gain_source``: 'pairs', 'flat-fields', 'given', or
+    'guessed' (K = :data:`DEFAULT_GAIN`).  Raises SidFtError when fewer than 2
+    usable dark frames are left, or for a missing folder.
+    """
+    skipped = [] if skipped is None else skipped
+    warnings = [] if warnings is None else warnings
+    darks = load_calibration_darks(dark_frames, skipped)
+    dark = analyse_dark_frames(darks)
+    found = _gain(pairs_dir, flat_fields, gain, darks, dark, skipped, warnings)
+    return _profile(darks, dark, found, skipped, warnings)
