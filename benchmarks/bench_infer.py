@@ -139,12 +139,12 @@ def peak_rss_mb() -> float:
 
 def child(args: argparse.Namespace) -> None:
     """Subprocess: one full or tiled prediction; prints JSON with peak memory and timing."""
-    from sid_ft.inference import run as infer
+    from sid_ft.inference.predictor import Predictor
     from sid_ft.eval import metrics
 
     x = np.load(args.child_input)
     tile = None if args.child_tile == 0 else args.child_tile
-    with infer.Predictor(args.checkpoint, device=args.device, tile=tile, overlap=args.overlap,
+    with Predictor(args.checkpoint, device=args.device, tile=tile, overlap=args.overlap,
                          precision=args.precision) as p:
         p.forward(x[None, :16, :16])  # graph warm-up, weights in memory
         base = peak_rss_mb()
@@ -193,12 +193,18 @@ def main() -> None:
     p.add_argument("--child-output", help=argparse.SUPPRESS)
     p.add_argument("--child-reference", help=argparse.SUPPRESS)
     args = p.parse_args()
-    from sid_ft.inference import run as infer
+    from sid_ft.inference.decode import decode_job
+    from sid_ft.inference.jobs import Job, output_paths
+    from sid_ft.inference.options import InferOptions
+    from sid_ft.inference.outputs import write_outputs
+    from sid_ft.inference.predictor import DEFAULT_OVERLAP, Predictor, amplify
+    from sid_ft.inference.run import run_inference
+    from sid_ft.inference.summary import FileRecord
     from sid_ft.nets import precision as prec
     from sid_ft.io import raw as sid_raw
 
     if args.overlap is None:
-        args.overlap = infer.DEFAULT_OVERLAP
+        args.overlap = DEFAULT_OVERLAP
     if args.child_tile is not None:
         child(args)
         return
@@ -224,8 +230,8 @@ def main() -> None:
         print(f"made {len(files)} DNGs of {h}x{w} in {time.perf_counter() - t:.1f} s")
 
         tf_gflops, np_gflops = matmul_gflops(args.device, n=args.matmul_size)
-        predictors = {c.name: infer.Predictor(args.checkpoint, device=args.device, precision=c) for c in choices}
-        x = infer.amplify(sid_raw.load_raw(files[0]).packed, 100.0)
+        predictors = {c.name: Predictor(args.checkpoint, device=args.device, precision=c) for c in choices}
+        x = amplify(sid_raw.load_raw(files[0]).packed, 100.0)
         for pr in predictors.values():
             pr.forward(x[None])  # warm-up
         times: dict[str, list[float]] = {n: [] for n in names}
@@ -245,10 +251,10 @@ def main() -> None:
         opts = None
         for r in range(2 if len(names) > 1 else 1):  # end-to-end batches, alternating precisions
             for n, pr in (list(predictors.items()) if r % 2 == 0 else list(predictors.items())[::-1]):
-                opts = infer.InferOptions(checkpoint=args.checkpoint, inputs=[str(f) for f in files],
-                                          out_dir=str(tmp / f"out_{n}_{r}"), ratio=100.0, progress=False,
-                                          device=args.device, precision=n)
-                summary = infer.run_inference(opts, predictor=pr)
+                opts = InferOptions(checkpoint=args.checkpoint, inputs=[str(f) for f in files],
+                                    out_dir=str(tmp / f"out_{n}_{r}"), ratio=100.0, progress=False,
+                                    device=args.device, precision=n)
+                summary = run_inference(opts, predictor=pr)
                 e2e[n].append(summary.wall_s / len(files))
                 stages[n] = {k: statistics.median(getattr(rec, k) for rec in summary.records)
                              for k in ("decode_s", "network_s", "write_s")}
@@ -282,13 +288,12 @@ def main() -> None:
         # pipeline cannot beat 1 + (this / (C x bare)) unless the network leaves cores idle (a GPU does)
         rgb = outputs[first]
         t = time.process_time()
-        job = infer.Job(input=files[0])
-        decoded = infer._decode(job, opts, predictor_in, predictor_scale)
+        job = Job(input=files[0])
+        decoded = decode_job(job, opts, predictor_in, predictor_scale)
         decode_cpu = time.process_time() - t
         t = time.process_time()
-        infer._write(decoded, rgb, infer.output_paths(job, tmp / "alone"),
-                     dataclasses.replace(opts, bits=16, metrics=False),
-                     infer.FileRecord(input=str(files[0]), status="running"))
+        write_outputs(decoded, rgb, output_paths(job, tmp / "alone"), dataclasses.replace(opts, bits=16, metrics=False),
+                      FileRecord(input=str(files[0]), status="running"))
         write_cpu = time.process_time() - t
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         print(f"  CPU-seconds per image besides the network, alone: decode+pack {decode_cpu:.2f}, 16-bit PNG "

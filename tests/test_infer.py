@@ -1,4 +1,4 @@
-"""scripts/test.py and sid_ft.inference.run (with predictor, jobs, shards): outputs against an independent forward pass, bad files, tiling,
+"""scripts/test.py and sid_ft.inference (run, options, predictor, jobs, shards): outputs against an independent forward pass, bad files, tiling,
 shards, SavedModel export, 16-bit PNGs, real camera files.
 
 Networks are the real SID layer list with random weights (tests/sid_reference.py) on tiny
@@ -16,16 +16,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sid_ft.inference import run as infer
+from sid_ft.inference.options import InferOptions
+from sid_ft.inference.run import run_inference
 from sid_ft.inference import jobs
-from sid_ft.eval import metrics
+from sid_ft.data import sid
 from sid_ft.io import png as pngio
 from sid_ft.inference import predictor
 from sid_ft.inference import shards
 from sid_ft.io import raw as sid_raw
+from sid_ft.io.render import render_reference
 from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
 from sid_ft.eval.metrics import psnr
+
+from tests.builders import make_dng, scene_mosaic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from samples import RAW_DIR, SHARED_RAW  # noqa: E402
@@ -37,27 +41,10 @@ SCRIPT = REPO / "scripts" / "test.py"
 LSB16 = 1.0 / 65535.0
 
 
-def scene_mosaic(h: int, w: int, seed: int = 0, black: int = 512, white: int = 16383,
-                 level: float = 0.01) -> np.ndarray:
-    """A dark (about ``level`` of full scale) smooth scene with noise, as a uint16 mosaic (h, w)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w] / 9.0
-    signal = level * (0.6 + 0.4 * np.sin(x + seed) * np.cos(0.7 * y))
-    dn = black + (white - black) * signal + rng.normal(0, 3, (h, w))
-    return np.clip(np.rint(dn), 0, white).astype(np.uint16)
-
-
-def make_dng(path: Path, h: int = 64, w: int = 96, seed: int = 0, exposure: float | None = 0.1,
-             orientation: int = 1, level: float = 0.01) -> Path:
-    write_dng(path, scene_mosaic(h, w, seed, level=level), cfa="RGGB", black_level=512, white_level=16383,
-              exposure_time=exposure, orientation=orientation)
-    return path
-
-
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> str:
+def ckpt(released_checkpoint) -> str:
     """Prefix of a released-layout Sony checkpoint with random values."""
-    return write_released_checkpoint(tmp_path_factory.mktemp("released"), camera="sony", seed=0)
+    return released_checkpoint("sony", 0)
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -116,7 +103,7 @@ def test_read_png_names_a_bad_file(tmp_path):
 
 def test_out_png_equals_independent_forward_pass(tmp_path, ckpt):
     dng = make_dng(tmp_path / "dark.dng", 64, 96)
-    summary = infer.run_inference(infer.InferOptions(checkpoint=str(Path(ckpt).parent), inputs=[str(dng)],
+    summary = run_inference(InferOptions(checkpoint=str(Path(ckpt).parent), inputs=[str(dng)],
                                                      out_dir=str(tmp_path / "out"), ratio=60, progress=False))
     assert summary.failed == 0 and summary.count("ok") == 1
     out = pngio.read_png(tmp_path / "out" / "dark_out.png")
@@ -137,7 +124,7 @@ def test_out_png_equals_independent_forward_pass(tmp_path, ckpt):
 
 def test_eight_bit_and_target_exposure(tmp_path, ckpt):
     dng = make_dng(tmp_path / "d.dng", 32, 32, exposure=0.05)
-    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "o"),
+    s = run_inference(InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "o"),
                                                target_exposure=2.0, bits=8, progress=False))
     assert s.records[0].ratio == pytest.approx(40.0)  # 2 s / 0.05 s
     out = pngio.read_png(tmp_path / "o" / "d_out.png")
@@ -147,14 +134,7 @@ def test_eight_bit_and_target_exposure(tmp_path, ckpt):
 def test_missing_ratio_is_a_clear_error(tmp_path, ckpt):
     dng = make_dng(tmp_path / "d.dng", 32, 32)
     with pytest.raises(SidFtError, match="--ratio"):
-        infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "o")))
-
-
-def test_infer_still_exports_the_names_of_its_parts():
-    # code written against the single-module sid_ft.inference.run keeps working after the split
-    assert infer.Predictor is predictor.Predictor and infer.tile_spans is predictor.tile_spans
-    assert infer.shard_from_env is shards.shard_from_env and infer.make_jobs is jobs.make_jobs
-    assert all(hasattr(infer, name) for name in infer.__all__)
+        run_inference(InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "o")))
 
 
 def test_resolve_ratio_rules():
@@ -176,14 +156,14 @@ def test_test_list_writes_gt_scale_and_metrics(tmp_path, ckpt):
     write_dng(data / "short" / "10001_00_0.1s.dng", scene_mosaic(32, 48, 1, level=0.004), cfa="RGGB",
               black_level=512, white_level=16383)
     (data / "list.txt").write_text("./short/10001_00_0.1s.dng ./long/10001_00_10s.dng ISO200 F8\n")
-    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(data / "list.txt"),
+    s = run_inference(InferOptions(checkpoint=ckpt, test_list=str(data / "list.txt"),
                                                out_dir=str(tmp_path / "o"), progress=False))
     rec = s.records[0]
     assert rec.status == "ok", rec.reason
     assert rec.ratio == 100  # SID rule: min(10 / 0.1, 300)
     gt = pngio.read_png(tmp_path / "o" / "10001_00_0.1s_gt.png") / 65535.0
     scale = pngio.read_png(tmp_path / "o" / "10001_00_0.1s_scale.png") / 65535.0
-    np.testing.assert_allclose(gt, sid_raw.render_reference(data / "long" / "10001_00_10s.dng"), atol=LSB16)
+    np.testing.assert_allclose(gt, render_reference(data / "long" / "10001_00_10s.dng"), atol=LSB16)
     assert abs(scale.mean() - gt.mean()) < 0.01 * gt.mean() + 2 * LSB16  # brightness-matched like SID
     out = pngio.read_png(tmp_path / "o" / "10001_00_0.1s_out.png") / 65535.0
     assert rec.psnr == pytest.approx(psnr(out, gt), abs=0.01)
@@ -222,7 +202,7 @@ def sid_set(tmp_path_factory) -> Path:
 def test_sid_protocol_scores_what_sids_scripts_score(tmp_path, ckpt, sid_set, source):
     test_list = sid_set if source == "folder" else sid_set / "Sony_test_list.txt"
     out = tmp_path / "o"
-    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(test_list), out_dir=str(out),
+    s = run_inference(InferOptions(checkpoint=ckpt, test_list=str(test_list), out_dir=str(out),
                                                protocol="sid", progress=False))
     assert s.failed == 0, [(r.input, r.reason) for r in s.records]
     assert sorted(Path(r.input).stem for r in s.records) == SID_SCORED
@@ -243,11 +223,11 @@ def test_sid_protocol_scores_what_sids_scripts_score(tmp_path, ckpt, sid_set, so
     assert doc["totals"]["mean_psnr"] == pytest.approx(np.mean([r.psnr for r in kept]))
     assert doc["totals"]["mean_ssim"] == pytest.approx(np.mean([r.ssim for r in kept]))
     assert doc["totals"]["scored_in_means"] == 2 and len(doc["totals"]["left_out_of_means"]) == 3
-    assert all(f["left_out"] for f in doc["files"] if Path(f["input"]).stem[:5] in metrics.SID_MISALIGNED_SCENES)
+    assert all(f["left_out"] for f in doc["files"] if Path(f["input"]).stem[:5] in sid.SID_MISALIGNED_SCENES)
 
 
 def test_protocol_all_scores_every_pair_in_float(tmp_path, ckpt, sid_set):
-    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(sid_set / "Sony_test_list.txt"),
+    s = run_inference(InferOptions(checkpoint=ckpt, test_list=str(sid_set / "Sony_test_list.txt"),
                                                out_dir=str(tmp_path / "o"), progress=False))
     assert len(s.records) == len(SID_SHORTS) and not any(r.left_out for r in s.records)
     assert pngio.read_png(tmp_path / "o" / "00001_00_0.1s_out.png").dtype == np.uint16
@@ -256,13 +236,13 @@ def test_protocol_all_scores_every_pair_in_float(tmp_path, ckpt, sid_set):
 
 def test_sid_protocol_usage_errors(tmp_path, ckpt, sid_set):
     with pytest.raises(SidFtError, match="--test-list"):
-        infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(sid_set / "short")], ratio=3,
+        run_inference(InferOptions(checkpoint=ckpt, inputs=[str(sid_set / "short")], ratio=3,
                                                out_dir=str(tmp_path / "o"), protocol="sid"))
     (tmp_path / "train_only.txt").write_text("./short/00001_00_0.1s.dng ./long/00001_00_10s.dng\n")
     (tmp_path / "short").symlink_to(sid_set / "short")
     (tmp_path / "long").symlink_to(sid_set / "long")
     with pytest.raises(SidFtError, match="train_only.txt.*burst 00"):
-        infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(tmp_path / "train_only.txt"),
+        run_inference(InferOptions(checkpoint=ckpt, test_list=str(tmp_path / "train_only.txt"),
                                                out_dir=str(tmp_path / "o"), protocol="sid"))
     proc = run_cli("--checkpoint", ckpt, "--out-dir", str(tmp_path / "o"), "--protocol", "sid", str(sid_set))
     assert proc.returncode == 2 and "--protocol sid" in proc.stderr
@@ -273,7 +253,7 @@ def test_sid_protocol_usage_errors(tmp_path, ckpt, sid_set):
 
 def test_compare_sheets_show_brightened_input_output_and_ground_truth(tmp_path, ckpt, sid_set):
     out = tmp_path / "o"
-    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(sid_set / "Sony_test_list.txt"),
+    s = run_inference(InferOptions(checkpoint=ckpt, test_list=str(sid_set / "Sony_test_list.txt"),
                                                out_dir=str(out), protocol="sid", compare=True, progress=False))
     rec = next(r for r in s.records if Path(r.input).stem == "10003_00_0.1s")
     assert rec.compare == str(out / "10003_00_0.1s_compare.jpg")
@@ -289,11 +269,11 @@ def test_compare_sheets_show_brightened_input_output_and_ground_truth(tmp_path, 
     assert np.abs(crops[1] - o8).mean() < np.abs(crops[1] - g8).mean()
     assert np.abs(crops[2] - g8).mean() < 4 and np.abs(crops[1] - o8).mean() < 8  # JPEG error (on noise) only
     # the left panel is LibRaw's rendering brightened 100x: about as bright as the long exposure, unlike the raw short
-    bright = sid_raw.render_reference(sid_set / "short" / "10003_00_0.1s.dng", brightness=100)
+    bright = render_reference(sid_set / "short" / "10003_00_0.1s.dng", brightness=100)
     assert np.abs(crops[0] - np.floor(bright[2:30, 2:46] * 255 + 0.5)).mean() < 4
     assert abs(crops[0].mean() - crops[2].mean()) < 0.25 * crops[2].mean()
     # a file without a ground truth: two panels
-    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(make_dng(tmp_path / "p.dng", 32, 48))],
+    s = run_inference(InferOptions(checkpoint=ckpt, inputs=[str(make_dng(tmp_path / "p.dng", 32, 48))],
                                                out_dir=str(tmp_path / "f"), ratio=20, compare=True, progress=False))
     assert [len(r) for r in panel_boxes(read_sheet(s.records[0].compare), min_run=40)] == [2]
 
@@ -306,7 +286,7 @@ def test_portrait_dng_comes_out_portrait_with_camera_orientation(tmp_path, ckpt)
     outs = {}
     for orientation in ("camera", "sensor", None):
         out = tmp_path / str(orientation)
-        s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(out), ratio=50,
+        s = run_inference(InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(out), ratio=50,
                                                    orientation=orientation, progress=False))
         assert s.records[0].orientation == (orientation or "camera")  # a file given: camera by default
         outs[orientation] = pngio.read_png(out / "portrait_out.png")
@@ -315,7 +295,7 @@ def test_portrait_dng_comes_out_portrait_with_camera_orientation(tmp_path, ckpt)
     np.testing.assert_array_equal(outs["camera"], np.rot90(outs["sensor"], k=-1))
     np.testing.assert_array_equal(outs[None], outs["camera"])
     with pytest.raises(SidFtError, match="--orientation"):
-        infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "x"),
+        run_inference(InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "x"),
                                                ratio=50, orientation="upright"))
 
 
@@ -330,7 +310,7 @@ def test_pairs_stay_in_sensor_orientation_unless_asked(tmp_path, ckpt):
     shapes, records = {}, {}
     for orientation in (None, "camera"):
         out = tmp_path / str(orientation)
-        s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, test_list=str(data / "list.txt"),
+        s = run_inference(InferOptions(checkpoint=ckpt, test_list=str(data / "list.txt"),
                                                    out_dir=str(out), orientation=orientation, progress=False))
         records[orientation] = s.records[0]
         shapes[orientation] = {k: pngio.read_png(out / f"10001_00_0.1s_{k}.png").shape for k in ("out", "gt", "scale")}
@@ -400,17 +380,17 @@ def test_same_stem_twice_is_refused(tmp_path, ckpt):
         (tmp_path / d).mkdir()
         make_dng(tmp_path / d / "x.dng", 32, 32)
     with pytest.raises(SidFtError, match="same output"):
-        infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(tmp_path / "a"), str(tmp_path / "b")],
+        run_inference(InferOptions(checkpoint=ckpt, inputs=[str(tmp_path / "a"), str(tmp_path / "b")],
                                                out_dir=str(tmp_path / "o"), ratio=2))
 
 
 def test_skip_existing(tmp_path, ckpt):
     dng = make_dng(tmp_path / "d.dng", 32, 32)
-    opts = infer.InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "o"), ratio=2,
+    opts = InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "o"), ratio=2,
                               progress=False)
-    assert infer.run_inference(opts).records[0].status == "ok"
+    assert run_inference(opts).records[0].status == "ok"
     opts.skip_existing = True
-    assert infer.run_inference(opts).records[0].status == "skipped"
+    assert run_inference(opts).records[0].status == "skipped"
 
 
 # --------------------------------------------------------------------------- tiling
@@ -479,7 +459,7 @@ def test_shards_cover_a_folder_exactly_once(tmp_path, ckpt):
     out = tmp_path / "out"
     seen = []
     for k in (1, 2):
-        s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(src)], out_dir=str(out), ratio=3,
+        s = run_inference(InferOptions(checkpoint=ckpt, inputs=[str(src)], out_dir=str(out), ratio=3,
                                                    shard=(k, 2), progress=False))
         assert s.failed == 0 and s.summary_json.name == f"summary.shard-{k}-of-2.json"
         seen.append(sorted(Path(r.input).stem for r in s.records))
@@ -501,7 +481,7 @@ def test_merging_shard_summaries_names_missing_and_mismatched_shards(tmp_path, c
     for i in range(3):
         make_dng(src / f"img{i}.dng", 32, 32, seed=i)
     out = tmp_path / "out"
-    infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(src)], out_dir=str(out), ratio=3,
+    run_inference(InferOptions(checkpoint=ckpt, inputs=[str(src)], out_dir=str(out), ratio=3,
                                            shard=(2, 3), progress=False))
     summary, missing = shards.merge_shard_summaries(out)
     assert missing == [1, 3] and [Path(r.input).name for r in summary.records] == ["img1.dng"]
@@ -563,7 +543,7 @@ def test_real_camera_samples_end_to_end(tmp_path, ckpt):
                     and not (RAW_DIR / p.name).exists()) if SHARED_RAW.is_dir() else []
     files = sorted(p for p in RAW_DIR.iterdir() if p.suffix.lower() in sid_raw.RAW_EXTENSIONS) + extras
     assert len(files) >= 3
-    s = infer.run_inference(infer.InferOptions(checkpoint=ckpt, inputs=[str(RAW_DIR)] + [str(p) for p in extras],
+    s = run_inference(InferOptions(checkpoint=ckpt, inputs=[str(RAW_DIR)] + [str(p) for p in extras],
                                                out_dir=str(tmp_path), ratio=1.0, progress=False))
     assert len(s.records) == len(files)
     assert s.failed == 0, [(r.input, r.reason) for r in s.records if r.status == "failed"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sid_ft.data import sid
 from sid_ft.eval import metrics
 from sid_ft.data.pairs import Pair
 
@@ -24,7 +25,7 @@ def pair(short: str, long: str = "10003_00_10s.ARW") -> Pair:
 def test_sid_selection_is_burst_00_of_test_scenes_at_every_exposure():
     names = ["10003_00_0.1s.ARW", "10003_01_0.1s.ARW", "10003_00_0.04s.ARW", "10003_02_0.04s.ARW",
              "00001_00_0.1s.ARW", "20005_00_0.1s.ARW", "10034_00_0.033s.ARW", "10034_10_0.033s.ARW"]
-    chosen = [Path(p.short_path).name for p in metrics.sid_test_selection([pair(n) for n in names])]
+    chosen = [Path(p.short_path).name for p in sid.sid_test_selection([pair(n) for n in names])]
     assert chosen == ["10003_00_0.1s.ARW", "10003_00_0.04s.ARW", "10034_00_0.033s.ARW"]
 
 
@@ -33,21 +34,21 @@ def test_sid_selection_on_sids_own_test_lists(camera, listed, scored, scenes, le
     from sid_ft.data.pairs import read_pair_list
 
     pairs = read_pair_list(SID_LISTS / f"{camera}_test_list.txt", check_exists=False)
-    chosen = metrics.sid_test_selection(pairs)
+    chosen = sid.sid_test_selection(pairs)
     assert len(pairs) == listed and len(chosen) == scored and len({p.scene_id for p in chosen}) == scenes
     assert all("_00_" in Path(p.short_path).name for p in chosen)
     # every test scene keeps all the exposures its burst 00 was shot at
     for scene in {p.scene_id for p in pairs}:
         wanted = {p.short_exposure for p in pairs if p.scene_id == scene and "_00_" in Path(p.short_path).name}
         assert wanted == {p.short_exposure for p in chosen if p.scene_id == scene}
-    assert sum(metrics.sid_left_out(p.short_path) is not None for p in chosen) == left_out
+    assert sum(sid.sid_left_out(p.short_path) is not None for p in chosen) == left_out
 
 
 def test_misaligned_scenes_are_named():
-    assert metrics.SID_MISALIGNED_SCENES == ("10034", "10045", "10172")
-    assert "10045" in metrics.sid_left_out("x/10045_00_0.1s.ARW")
-    assert metrics.sid_left_out("x/10046_00_0.1s.ARW") is None
-    assert metrics.sid_left_out("photo.ARW") is None
+    assert sid.SID_MISALIGNED_SCENES == ("10034", "10045", "10172")
+    assert "10045" in sid.sid_left_out("x/10045_00_0.1s.ARW")
+    assert sid.sid_left_out("x/10046_00_0.1s.ARW") is None
+    assert sid.sid_left_out("photo.ARW") is None
 
 
 def test_eight_bit_rounding_is_sids_half_up():

@@ -83,7 +83,7 @@ def make_jobs(inputs: Sequence[str | os.PathLike] = (), test_list: str | os.Path
 
     ``test_list`` is a SID pair list file or a SID-layout folder (``short/``, ``long/``).
     ``protocol='sid'`` keeps only the pairs SID's test scripts score
-    (:func:`sid_ft.eval.metrics.sid_test_selection`: test scenes, burst 00, every exposure).
+    (:func:`sid_ft.data.sid.sid_test_selection`: test scenes, burst 00, every exposure).
 
     Problems with the pairs (missing files, bad names) are returned, each naming its file or line,
     so that the run can count them as failures and go on with the good pairs.
@@ -108,7 +108,7 @@ def make_jobs(inputs: Sequence[str | os.PathLike] = (), test_list: str | os.Path
 def _pairs(test_list: str | os.PathLike, protocol: str, problems: list[SidFtError]) -> list:
     """The pairs of a list file or SID-layout folder, for ``protocol`` ('all' or 'sid'); problems appended."""
     from sid_ft.data.pairs import find_pairs, read_pair_list
-    from sid_ft.eval.metrics import sid_test_selection
+    from sid_ft.data.sid import sid_test_selection
 
     if protocol == "all":
         if os.path.isdir(test_list):

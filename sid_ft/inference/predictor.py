@@ -6,7 +6,7 @@ SID's test script, the network part::
     rgb = clip(network(x), 0, 1)         # :meth:`Predictor.predict`
 
 * :class:`Predictor` builds the graph from the checkpoint
-  (:func:`sid_ft.nets.checkpoint.read_model_spec`: a released checkpoint runs as plain
+  (:func:`sid_ft.nets.model_spec.read_model_spec`: a released checkpoint runs as plain
   SID, a fine-tuned one with its g_add head), restores it once and reuses the
   session for every image; optional tiling (:func:`tile_spans`) with
   raised-cosine blending (:func:`blend_windows`) bounds memory.
@@ -165,14 +165,14 @@ class Predictor:
         multiple of 16, see :func:`round_tile`).
       overlap: tile overlap in packed pixels.
       fold: fold the g_add additions inside the network into its convolutions at load time
-        (:func:`sid_ft.nets.model.fold_g_add`; the same output within float32 rounding, at plain SID's
+        (:func:`sid_ft.nets.g_add.fold.fold_g_add`; the same output within float32 rounding, at plain SID's
         cost); False runs them as separate layers, as in training.
       precision: 'fp32' (default), 'bf16', 'fp16' or 'auto' (:func:`sid_ft.nets.precision.resolve`: bf16 on a
         CPU with native bfloat16, fp16 on a CUDA GPU with tensor cores, else fp32), or a resolved
         :class:`sid_ft.nets.precision.Precision`.  Weights stay float32 and are cast where they are used;
         input and output are float32 whatever the precision; tiles are blended in float32.
 
-    Attributes: ``spec`` (:class:`sid_ft.nets.checkpoint.ModelSpec`), ``precision`` (the resolved
+    Attributes: ``spec`` (:class:`sid_ft.nets.model_spec.ModelSpec`), ``precision`` (the resolved
     :class:`sid_ft.nets.precision.Precision`), ``in_channels``, ``scale``,
     ``graph``, ``sess``, ``input`` (placeholder ``(N, h, w, C)`` float32, packed and amplified),
     ``output`` (``(N, s*h, s*w, 3)`` float32 in [0, 1]: the network's output clipped; the input is
@@ -183,12 +183,14 @@ class Predictor:
                  overlap: int = DEFAULT_OVERLAP, fold: bool = True, precision: str | Precision | None = None):
         from sid_ft._tf import tf1
         from sid_ft.nets import checkpoint as ckpt
-        from sid_ft.nets import model
+        from sid_ft.nets.model_spec import read_model_spec
+        from sid_ft.nets.network import sid_network
+        from sid_ft.nets.unet import camera_spec
         from sid_ft.nets import precision as prec
 
         tf = tf1()
-        self.spec = ckpt.read_model_spec(checkpoint)
-        cam = model.camera_spec(self.spec.camera)
+        self.spec = read_model_spec(checkpoint)
+        cam = camera_spec(self.spec.camera)
         self.in_channels, self.scale = cam.in_channels, cam.scale
         self.tile = None if tile is None else round_tile(tile)
         self.overlap = int(overlap)
@@ -205,8 +207,8 @@ class Predictor:
                 self.graph_g_add = self.spec.g_add.folded() if fold and self.spec.g_add is not None \
                     else self.spec.g_add
                 with prec.compute_scope(self.precision):  # float32 weights, cast to the compute type at use
-                    out, self.end_points = model.sid_network(prec.to_compute(clamped, self.precision),
-                                                             camera=self.spec.camera, g_add=self.graph_g_add)
+                    out, self.end_points = sid_network(prec.to_compute(clamped, self.precision),
+                                                       camera=self.spec.camera, g_add=self.graph_g_add)
                 self.output = tf.clip_by_value(prec.to_float32(out), 0.0, 1.0, name="rgb")
             self.sess = tf.Session(graph=self.graph, config=config)
             try:
