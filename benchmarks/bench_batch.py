@@ -34,9 +34,9 @@ import numpy as np  # noqa: E402
 from benchmarks.bench_train_step import cpu_name  # noqa: E402
 
 from sid_ft._tf import tf1  # noqa: E402
-from sid_ft.nets.model import GAddConfig  # noqa: E402
+from sid_ft.nets.g_add.config import GAddConfig  # noqa: E402
 from sid_ft.data.sampling import Patch  # noqa: E402
-from sid_ft.training.loop import build_train_graph, feed_for  # noqa: E402
+from sid_ft.training.graph import build_train_graph, feed_for  # noqa: E402
 
 MODES = (("full", ["all"]), ("frozen", ["g_add"]), ("cached", ["g_add"]))
 
@@ -89,7 +89,8 @@ def quality(workdir: Path, patches: int, batch: int, seeds: list[int], lr_scales
     learning rate times each of ``lr_scales``, its rate ramped up over its first ``warmup`` steps."""
     from benchmarks.bench_quality import TARGETS, bench_settings
     from sid_ft.demo import base_model, build_dataset, evaluate
-    from sid_ft.training.loop import DEFAULT_LR, TrainOptions, train
+    from sid_ft.training.loop import train
+    from sid_ft.training.options import DEFAULT_LR, TrainOptions
 
     settings = bench_settings(base_steps)
     dirs = build_dataset(workdir / "datasets" / "demo", settings, progress=False, targets=TARGETS)

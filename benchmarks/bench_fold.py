@@ -34,10 +34,12 @@ import numpy as np  # noqa: E402
 from benchmarks.bench_train_step import cpu_name  # noqa: E402
 
 from sid_ft.nets import checkpoint as ckpt  # noqa: E402
+from sid_ft.nets.checkpoint_save import make_saver, save_checkpoint  # noqa: E402
+from sid_ft.nets.g_add.config import GAddConfig, parse_design  # noqa: E402
+from sid_ft.nets.network import sid_network  # noqa: E402
 from sid_ft._tf import slim as _slim  # noqa: E402
 from sid_ft._tf import tf1  # noqa: E402
 from sid_ft.inference.predictor import Predictor  # noqa: E402
-from sid_ft.nets.model import GAddConfig, parse_design, sid_network  # noqa: E402
 from sid_reference import write_released_checkpoint  # noqa: E402
 
 
@@ -52,8 +54,8 @@ def adapted_checkpoint(base: str, design: GAddConfig, train_dir: Path, seed: int
             for v in slim.get_model_variables():
                 if v.op.name.startswith("g_add"):
                     v.load(rng.normal(0, 0.02, v.shape.as_list()).astype(np.float32), sess)
-            return ckpt.save_checkpoint(sess, ckpt.make_saver(), str(train_dir), 1,
-                                        {"camera": "sony", "g_add": design})
+            return save_checkpoint(sess, make_saver(), str(train_dir), 1,
+                                   {"camera": "sony", "g_add": design})
 
 
 def main() -> None:

@@ -36,13 +36,14 @@ import numpy as np  # noqa: E402
 def held_out_inputs(test_list: Path, ratio_cap: float = 300.0) -> list[tuple[np.ndarray, np.ndarray]]:
     """``[(packed amplified input, ground truth)]`` of the pairs in a SID list file."""
     from sid_ft.io import raw as sid_raw
+    from sid_ft.io.render import render_reference
     from sid_ft.inference.jobs import make_jobs
     from sid_ft.inference.predictor import amplify
 
     jobs, problems = make_jobs([], str(test_list), ratio_cap)
     if problems:
         raise SystemExit(f"unreadable held-out pairs: {problems}")
-    return [(amplify(sid_raw.load_raw(j.input).packed, j.pair_ratio), sid_raw.render_reference(j.ground_truth))
+    return [(amplify(sid_raw.load_raw(j.input).packed, j.pair_ratio), render_reference(j.ground_truth))
             for j in jobs]
 
 
@@ -51,7 +52,8 @@ def main() -> None:
     from sid_ft.nets import precision as prec
     from sid_ft.eval.metrics import psnr
     from sid_ft.inference.predictor import Predictor
-    from sid_ft.training.loop import TrainOptions, train
+    from sid_ft.training.loop import train
+    from sid_ft.training.options import TrainOptions
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=300, help="training steps per run (default: %(default)s)")

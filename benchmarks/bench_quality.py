@@ -21,7 +21,7 @@ half the steps) except where a flag says otherwise.
 
 * base                   — no fine-tuning;
 * g_add <design> @ N     — only the g_add layers of each design in ``--designs``, N steps, at
-  the mode's default learning rate (``sid_ft.training.loop.DEFAULT_LR``) unless ``--lr-g-add``.
+  the mode's default learning rate (``sid_ft.training.options.DEFAULT_LR``) unless ``--lr-g-add``.
   A design is '+'-joined words: ``head`` (the head after the network), ``affine`` (per-channel
   scale and shift after every conv), ``rankR`` (rank-R delta beside every conv).
   The first design is the one the targets are checked for (the default);
@@ -52,9 +52,10 @@ import numpy as np  # noqa: E402
 
 from benchmarks.bench_train_step import cpu_name  # noqa: E402
 
-from sid_ft.nets.model import parse_design  # noqa: E402
+from sid_ft.nets.g_add.config import parse_design  # noqa: E402
 from sid_ft.demo import DemoSettings, base_model, build_dataset, evaluate  # noqa: E402
-from sid_ft.training.loop import TrainOptions, train  # noqa: E402
+from sid_ft.training.loop import train  # noqa: E402
+from sid_ft.training.options import TrainOptions  # noqa: E402
 
 CASES = {"colour": "newcam", "noise": "noisecam"}
 TARGETS = ("noisecam", "newcam")
@@ -111,7 +112,7 @@ def main() -> None:
     ap.add_argument("--cases", default="colour,noise", help="comma-separated: colour, noise (default: %(default)s)")
     ap.add_argument("--lr-g-add", type=float, default=None, help="g_add rate (default: the mode's default)")
     ap.add_argument("--g-add-down-init", default=TrainOptions.g_add_down_init, choices=("xavier", "gradient"),
-                    help="how the rank-R down kernels start (sid_ft.training.loop.TrainOptions.g_add_down_init; "
+                    help="how the rank-R down kernels start (sid_ft.training.options.TrainOptions.g_add_down_init; "
                          "default: %(default)s)")
     ap.add_argument("--lr-warmup-g-add", type=int, default=0,
                     help="the g_add runs' rate rises linearly over their first K steps (default: none)")

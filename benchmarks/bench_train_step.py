@@ -36,10 +36,10 @@ import numpy as np  # noqa: E402
 
 from sid_ft._tf import tf1  # noqa: E402
 from sid_ft.nets import precision as prec  # noqa: E402
-from sid_ft.nets.model import GAddConfig, parse_design  # noqa: E402
+from sid_ft.nets.g_add.config import GAddConfig, parse_design  # noqa: E402
 from sid_ft.nets.precision import cpu_name  # noqa: E402,F401  (benchmarks/bench_fold.py and bench_quality.py import it from here)
 from sid_ft.data.sampling import Patch  # noqa: E402
-from sid_ft.training.loop import build_train_graph, feed_for  # noqa: E402
+from sid_ft.training.graph import build_train_graph, feed_for  # noqa: E402
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Independent references for tests: released-layout SID checkpoints and a plain tf.nn forward pass.
 
-Nothing here imports sid_ft.nets.model: the point is to check sid_ft against a
+Nothing here imports sid_ft.nets' network modules: the point is to check sid_ft against a
 second, separately written description of SID.
 
     prefix = write_released_checkpoint(tmp_path, camera='sony', seed=0)
@@ -58,7 +58,7 @@ def released_layout(camera: str = "sony") -> dict:
 
 
 def _tf():
-    from sid_ft._tf import tf1  # import plumbing only (quiet TensorFlow); no sid_ft.nets.model here
+    from sid_ft._tf import tf1  # import plumbing only (quiet TensorFlow); no sid_ft.nets network here
 
     return tf1()
 

@@ -10,16 +10,23 @@ import numpy as np
 import pytest
 
 from sid_ft.nets import checkpoint as ckpt
-from sid_ft.inference import run as infer
+from sid_ft.nets.g_add.config import GAddConfig
+from sid_ft.nets.g_add.fold import fold_g_add
+from sid_ft.nets.inspect import inspect_checkpoint
+from sid_ft.nets.model_spec import classify_tensor, read_model_spec
+from sid_ft.nets.network import expected_variables, sid_network
+from sid_ft.nets.unet import conv_layers
+from sid_ft.inference.predictor import Predictor, amplify
 from sid_ft.io import raw as sid_raw
 from sid_ft._tf import slim as _slim
 from sid_ft._tf import tf1
-from sid_ft.nets.model import GAddConfig, conv_layers, expected_variables, fold_g_add, sid_network
-from sid_ft.training.loop import TrainOptions, parse_scopes, select_trainable, train, training_mode
+from sid_ft.training.graph import select_trainable
+from sid_ft.training.loop import train
+from sid_ft.training.modes import training_mode
+from sid_ft.training.options import TrainOptions, parse_scopes
 
 from tests.sid_reference import write_released_checkpoint
-from tests.test_infer import make_dng
-from tests.test_train import make_pairs_tree
+from tests.builders import make_dng, make_pairs_tree
 
 tf = tf1()
 slim = _slim()
@@ -29,13 +36,8 @@ INSIDE = GAddConfig(head=False, affine=True, rank=4)
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory) -> str:
-    return write_released_checkpoint(tmp_path_factory.mktemp("released"), camera="sony", seed=5)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return make_pairs_tree(tmp_path_factory.mktemp("pairs") / "data")
+def pretrained(released_checkpoint) -> str:
+    return released_checkpoint("sony", 5)
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +125,10 @@ def test_folded_network_computes_the_unfolded_function(camera, config):
 
 
 def test_training_mode_and_scopes_keep_tf_slim_meaning():
-    assert training_mode(["g_add"], True, INSIDE) == "inside"
-    assert training_mode(["g_add"], True, GAddConfig()) == "cached"
-    assert training_mode(["g_add"], False, GAddConfig()) == "frozen"
-    assert training_mode(["all"], True, INSIDE) == "full"
+    assert training_mode(["g_add"], True, INSIDE).name == "inside"
+    assert training_mode(["g_add"], True, GAddConfig()).name == "cached"
+    assert training_mode(["g_add"], False, GAddConfig()).name == "frozen"
+    assert training_mode(["all"], True, INSIDE).name == "full"
     with tf.Graph().as_default():
         sid_network(tf.placeholder(tf.float32, [None, None, None, 4]), g_add=GAddConfig(affine=True, rank=2))
         variables = tf.trainable_variables()
@@ -144,7 +146,7 @@ def test_fine_tuning_trains_only_additions_and_keeps_base_bit_identical(adapted,
     prefix = tf.train.latest_checkpoint(adapted)
     before, after = tf.train.load_checkpoint(pretrained), tf.train.load_checkpoint(prefix)
     stored = after.get_variable_to_shape_map()
-    base = [n for n in stored if ckpt.classify_tensor(n) == "base"]
+    base = [n for n in stored if classify_tensor(n) == "base"]
     assert len(base) == 42
     for name in base:
         np.testing.assert_array_equal(after.get_tensor(name), before.get_tensor(name), err_msg=name)
@@ -159,13 +161,13 @@ def test_fine_tuning_trains_only_additions_and_keeps_base_bit_identical(adapted,
 
 
 def test_design_is_read_back_from_tensors_alone(adapted, tmp_path):
-    spec = ckpt.read_model_spec(adapted)
+    spec = read_model_spec(adapted)
     assert spec.g_add == GAddConfig(depth=2, width=8, affine=True, rank=4)
     prefix = tf.train.latest_checkpoint(adapted)
     for f in Path(adapted).glob(Path(prefix).name + ".*"):
         (tmp_path / f.name).write_bytes(f.read_bytes())
-    assert ckpt.read_model_spec(tmp_path / Path(prefix).name).g_add == spec.g_add  # no sid_ft.json there
-    info = ckpt.inspect_checkpoint(adapted)
+    assert read_model_spec(tmp_path / Path(prefix).name).g_add == spec.g_add  # no sid_ft.json there
+    info = inspect_checkpoint(adapted)
     assert info["fits"] and "per-channel affine + rank-4 deltas in every conv" in info["model"]
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "inspect_checkpoint.py"), adapted],
                          capture_output=True, text=True, timeout=300)
@@ -183,13 +185,13 @@ def test_legacy_head_only_settings_and_invalid_designs():
 
 def test_predictor_folds_within_one_lsb16_of_unfolded(adapted, pretrained, tmp_path):
     dng = make_dng(tmp_path / "s.dng", 48, 64, seed=2)
-    packed = infer.amplify(sid_raw.load_raw(dng).packed, 40)
-    with infer.Predictor(adapted) as folded, infer.Predictor(adapted, fold=False) as unfolded:
+    packed = amplify(sid_raw.load_raw(dng).packed, 40)
+    with Predictor(adapted) as folded, Predictor(adapted, fold=False) as unfolded:
         assert folded.graph_g_add == GAddConfig(depth=2, width=8)  # only the head is left as layers
         with folded.graph.as_default():
             assert not any(v.op.name.startswith("g_add/") for v in slim.get_model_variables())
         a, b = folded.predict(packed), unfolded.predict(packed)
-    with infer.Predictor(pretrained) as base:
+    with Predictor(pretrained) as base:
         plain = base.predict(packed)
     assert np.abs(a - b).max() <= LSB16
     assert np.abs(b - plain).max() > 10 * LSB16  # the trained additions change the output: folding them matters
@@ -202,7 +204,7 @@ def test_savedmodel_of_adapted_model_reproduces_test_py(adapted, tmp_path):
                            str(tmp_path / "o"), "--ratio", "40", "--no-progress", "--export-savedmodel",
                            str(export), str(dng)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    packed = infer.amplify(sid_raw.load_raw(dng).packed, 40)
+    packed = amplify(sid_raw.load_raw(dng).packed, 40)
     code = (f"import numpy as np, tensorflow as tf\n"
             f"f = tf.saved_model.load({str(export)!r}).signatures['serving_default']\n"
             f"names = [v.name for v in tf.saved_model.load({str(export)!r}).variables]\n"

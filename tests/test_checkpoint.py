@@ -1,4 +1,5 @@
-"""sid_ft.nets.checkpoint: restoring released SID checkpoints, saving full fine-tuned ones, inspecting."""
+"""sid_ft.nets.checkpoint, checkpoint_save, model_spec, inspect: restoring released SID checkpoints, saving full
+fine-tuned ones, reading which graph a checkpoint needs, inspecting."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,11 +13,15 @@ import numpy as np
 import pytest
 
 from sid_ft._tf import tf1
-from sid_ft.nets.checkpoint import (MODEL_JSON, check_compatible, inspect_checkpoint, make_saver, read_model_spec,
-                               resolve_checkpoint, restore_model, restore_pretrained, save_checkpoint,
-                               variables_to_restore)
+from sid_ft.nets.checkpoint import (check_compatible, resolve_checkpoint, restore_model, restore_pretrained,
+                                    variables_to_restore)
+from sid_ft.nets.checkpoint_save import make_saver, save_checkpoint
+from sid_ft.nets.g_add.config import GAddConfig
+from sid_ft.nets.inspect import inspect_checkpoint
+from sid_ft.nets.model_spec import MODEL_JSON, read_model_spec
+from sid_ft.nets.network import sid_network
+from sid_ft.nets.unet import CAMERAS
 from sid_ft.errors import SidFtError
-from sid_ft.nets.model import CAMERAS, GAddConfig, sid_network
 
 try:  # `python -m pytest` from the repo root
     from tests.sid_reference import reference_forward, released_layout, write_released_checkpoint
@@ -39,13 +44,13 @@ def _input(shape, seed=0):
 
 
 @pytest.fixture(scope="module")
-def sony_ckpt(tmp_path_factory):
-    return write_released_checkpoint(tmp_path_factory.mktemp("sony"), camera="sony", seed=0)
+def sony_ckpt(released_checkpoint):
+    return released_checkpoint("sony", 0)
 
 
 @pytest.fixture(scope="module")
-def fuji_ckpt(tmp_path_factory):
-    return write_released_checkpoint(tmp_path_factory.mktemp("fuji"), camera="fuji", seed=1)
+def fuji_ckpt(released_checkpoint):
+    return released_checkpoint("fuji", 1)
 
 
 def _train_g_add(sony_ckpt, train_dir, steps=3, x=None):
@@ -234,8 +239,9 @@ def test_fine_tuned_checkpoint_reproduces_output_in_fresh_process(fine_tuned, tm
     code = (
         "import sys, numpy as np\n"
         "from sid_ft._tf import tf1\n"
-        "from sid_ft.nets.checkpoint import read_model_spec, restore_model\n"
-        "from sid_ft.nets.model import sid_network\n"
+        "from sid_ft.nets.checkpoint import restore_model\n"
+        "from sid_ft.nets.model_spec import read_model_spec\n"
+        "from sid_ft.nets.network import sid_network\n"
         "tf = tf1()\n"
         "spec = read_model_spec(sys.argv[1])\n"
         "x = np.load(sys.argv[2])\n"

@@ -1,4 +1,4 @@
-"""sid_ft.nets.model: the SID U-Net's variables, shapes and the g_add head's identity start."""
+"""sid_ft.nets.unet, network, g_add: the SID U-Net's variables, shapes and the g_add head's identity start."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,10 @@ import pytest
 
 from sid_ft._tf import slim as _slim_module
 from sid_ft._tf import tf1
-from sid_ft.nets.model import (CAMERAS, UPSAMPLE_FILTER_NAMES, GAddConfig, expected_variables, g_add_head,
-                          sid_network, sid_unet)
+from sid_ft.nets.g_add.config import GAddConfig
+from sid_ft.nets.g_add.head import g_add_head
+from sid_ft.nets.network import expected_variables, sid_network
+from sid_ft.nets.unet import CAMERAS, UPSAMPLE_FILTER_NAMES, sid_unet
 try:  # `python -m pytest` from the repo root
     from tests.samples import RELEASED_JSON
     from tests.sid_reference import builtin_layout

@@ -110,8 +110,8 @@ def smooth_packed(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def released(tmp_path_factory) -> str:
-    return write_released_checkpoint(tmp_path_factory.mktemp("released"), camera="sony", seed=0)
+def released(released_checkpoint) -> str:
+    return released_checkpoint("sony", 0)
 
 
 def graph_dtypes(predictor: Predictor, op_type: str) -> set[str]:
@@ -146,8 +146,9 @@ def test_bf16_output_against_float32_on_a_released_layout_checkpoint(released):
 
 
 def test_bf16_output_against_float32_on_a_trained_checkpoint(tmp_path, released):
-    from sid_ft.training.loop import TrainOptions, train
-    from tests.test_train import make_pairs_tree
+    from sid_ft.training.loop import train
+    from sid_ft.training.options import TrainOptions
+    from tests.builders import make_pairs_tree
 
     data = make_pairs_tree(tmp_path / "data", scenes=("00001", "00002"), shape=(128, 160))
     result = train(TrainOptions(dataset_dir=str(data), split="all", pretrained=released,
@@ -187,7 +188,7 @@ def test_savedmodel_in_bf16_has_float32_signature_and_reproduces_the_predictor(t
 
 
 def test_cli_records_the_precision_in_summary_json(tmp_path, released):
-    from tests.test_infer import make_dng
+    from tests.builders import make_dng
 
     (tmp_path / "in").mkdir()
     make_dng(tmp_path / "in" / "a_00_0.1s.dng")
@@ -208,8 +209,9 @@ def test_cli_records_the_precision_in_summary_json(tmp_path, released):
 
 @pytest.mark.parametrize("name", ["bf16", "fp16"])
 def test_16bit_training_keeps_float32_checkpoints(tmp_path, released, name):
-    from sid_ft.training.loop import TrainOptions, train
-    from tests.test_train import make_pairs_tree
+    from sid_ft.training.loop import train
+    from sid_ft.training.options import TrainOptions
+    from tests.builders import make_pairs_tree
 
     tf = tf1()
     data = make_pairs_tree(tmp_path / "data", scenes=("00001",), shape=(64, 96))
@@ -230,8 +232,8 @@ def test_16bit_training_keeps_float32_checkpoints(tmp_path, released, name):
 
 
 def test_fp16_scales_the_loss_and_bf16_does_not():
-    from sid_ft.nets.model import GAddConfig
-    from sid_ft.training.loop import build_train_graph
+    from sid_ft.nets.g_add.config import GAddConfig
+    from sid_ft.training.graph import build_train_graph
 
     tf = tf1()
     for name, scaled in (("fp16", True), ("bf16", False)):
