@@ -6,7 +6,7 @@
    ship with scikit-image: each photo is unprocessed into a linear Bayer mosaic
    (inverse sRGB gamma, inverse colour correction, inverse white balance,
    mosaicking) and written as a clean 10 s long exposure; the 0.1 s and 0.04 s
-   short exposures come from :mod:`sid_ft.data.simulate`'s noise model.  Two cameras:
+   short exposures come from :mod:`sid_ft.data.noise`'s noise model.  Two cameras:
 
    * ``source`` — RGGB, black 512, white 16383 (Sony-like), moderate noise;
    * ``newcam`` — GRBG, black 1024, white 16383, another colour response
@@ -38,7 +38,8 @@ from sid_ft import __version__
 from sid_ft.io import atomic
 from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
-from sid_ft.data.simulate import NoiseParams, simulate_short, unprocess_srgb
+from sid_ft.data.noise import NoiseParams, simulate_short
+from sid_ft.data.unprocess import unprocess_srgb
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class DemoSettings:
     base_lr_decay_step: int = 2000
     base_patch: int = 128
     finetune_steps: int = 600
-    finetune_lr: float | None = None  # None: the training mode's default (sid_ft.training.loop.DEFAULT_LR)
+    finetune_lr: float | None = None  # None: the training mode's default (sid_ft.training.options.DEFAULT_LR)
     finetune_patch: int = 128
     g_add_width: int = 16
     g_add_depth: int = 2
@@ -122,7 +123,7 @@ def _photo(name: str) -> np.ndarray:
     import skimage.data
 
     if name.startswith("raw:"):
-        from sid_ft.io.raw import render_reference
+        from sid_ft.io.render import render_reference
 
         return np.round(render_reference(name[4:]) * 255).astype(np.uint8)
     if name in ("motorcycle", "motorcycle_right"):
@@ -224,7 +225,8 @@ def evaluate(checkpoint: str, test_list: Path, out_dir: Path, progress: bool,
              report: Callable[[str], None] = print, precision: str = "fp32") -> dict:
     """Run ``checkpoint`` on the pairs of ``test_list`` in ``precision`` (:mod:`sid_ft.nets.precision`);
     ``{'psnr', 'ssim', 'records'}`` (means over the files, and their records)."""
-    from sid_ft.inference.run import InferOptions, run_inference
+    from sid_ft.inference.options import InferOptions
+    from sid_ft.inference.run import run_inference
 
     summary = run_inference(InferOptions(checkpoint=checkpoint, test_list=str(test_list), out_dir=str(out_dir),
                                          bits=8, progress=progress, precision=precision), report=report)
@@ -236,7 +238,8 @@ def evaluate(checkpoint: str, test_list: Path, out_dir: Path, progress: bool,
 def base_model(root: Path, dirs: dict[str, Path], settings: DemoSettings, progress: bool,
                report: Callable[[str], None], precision: str = "fp32") -> str:
     """The released Sony checkpoint under ``root/checkpoints/Sony``, else a short base training on the source camera."""
-    from sid_ft.training.loop import TrainOptions, train
+    from sid_ft.training.loop import train
+    from sid_ft.training.options import TrainOptions
 
     released = _released_sony(root)
     if released:
@@ -258,7 +261,8 @@ def run_demo(root: str | os.PathLike = ".", settings: DemoSettings | None = None
 
     ``precision`` (:mod:`sid_ft.nets.precision`) applies to the base training, the fine-tuning and the evaluation.
     """
-    from sid_ft.training.loop import TrainOptions, train
+    from sid_ft.training.loop import train
+    from sid_ft.training.options import TrainOptions
 
     settings = settings or DemoSettings()
     root = Path(root)
@@ -311,7 +315,7 @@ def write_demo_sheet(path: Path, base_records: list, finetuned_records: list) ->
     from sid_ft.io import png as pngio
     from sid_ft.eval.sheets import Panel, label, write_sheet
     from sid_ft.eval.metrics import psnr, ssim
-    from sid_ft.io.raw import render_reference
+    from sid_ft.io.render import render_reference
 
     rows = []
     for rb, rf in zip(base_records, finetuned_records):

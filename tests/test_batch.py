@@ -8,11 +8,13 @@ import pytest
 
 from sid_ft._tf import tf1
 from sid_ft.nets import checkpoint as ckpt
-from sid_ft.nets.model import GAddConfig
+from sid_ft.nets.g_add.config import GAddConfig
 from sid_ft.data.sampling import Patch, PatchSampler
-from sid_ft.training.loop import augment, build_train_graph, feed_for, train
+from sid_ft.training.augment import augment
+from sid_ft.training.graph import build_train_graph, feed_for
+from sid_ft.training.loop import train
 
-from tests.test_train import _opts, dataset, pretrained  # noqa: F401 (fixtures)
+from tests.builders import train_opts as _opts
 
 
 def test_augment_flips_each_patch_by_its_own_flags():

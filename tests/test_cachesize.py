@@ -12,13 +12,14 @@ import pytest
 from sid_ft.training import cachesize
 from sid_ft.data import sampling
 from sid_ft.io import raw as sid_raw
+from sid_ft.io.pack import pack_raw
 from sid_ft._tf import tf1
 from sid_ft.data.pairs import find_pairs
 from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
 from sid_ft.training.loop import train
 
-from tests.test_train import _opts, dataset, make_pairs_tree, pretrained  # noqa: F401 (fixtures)
+from tests.builders import make_pairs_tree, train_opts as _opts
 from tests.test_xtrans import FUJI_BLACK, FUJI_WHITE, fuji_scene, phase
 
 
@@ -35,7 +36,7 @@ def test_packed_integers_give_pack_raw_bit_for_bit(tmp_path, cfa, black):
         mosaic = (np.random.default_rng(0).uniform(0, 1, (40, 62)) * 4000 + 100).astype(np.uint16)
         write_dng(path, mosaic, cfa=cfa, black_level=black, white_level=4095)
     with sid_raw.open_raw(path) as raw:
-        reference = sid_raw.pack_raw(raw, path)
+        reference = pack_raw(raw, path)
     cache = sampling.DecodeCache(tmp_path / "cache")
     packed, _ = cache.packed(str(path))
     assert packed.packed.values.dtype == np.uint16 and packed.shape == reference.shape

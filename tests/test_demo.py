@@ -61,7 +61,7 @@ def test_held_out_photos_from_a_raw_file_and_several_crops(tmp_path):
     import pytest
     from sid_ft.demo import _photo
     from sid_ft.errors import SidFtError
-    from sid_ft.io.raw import render_reference
+    from sid_ft.io.render import render_reference
 
     sample = Path(__file__).parent / "data" / "raw" / "Kodak_DC120_DC120IMG_P003908.KDC"
     photo = _photo(f"raw:{sample}")

@@ -8,9 +8,11 @@ import pytest
 
 from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
-from sid_ft.inference.run import InferOptions, run_inference
+from sid_ft.inference.options import InferOptions
+from sid_ft.inference.run import run_inference
 from sid_ft.io.png import read_png
-from sid_ft.training.loop import TrainOptions, train
+from sid_ft.training.loop import train
+from sid_ft.training.options import TrainOptions
 from sid_ft.io.xtrans import XT2_PATTERN
 
 try:

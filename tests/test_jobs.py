@@ -20,7 +20,7 @@ from sid_ft.errors import SidFtError
 from sid_ft.runtime.preempt import EXIT_PREEMPTED
 from sid_ft.training.loop import train
 
-from tests.test_train import _opts, dataset, pretrained  # noqa: F401 (fixtures)
+from tests.builders import train_opts as _opts
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "train_finetune.py"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sid_ft.training.preflight import RELEASED_FILES, missing_training_inputs
-from sid_ft.training.loop import TrainOptions
+from sid_ft.training.options import TrainOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sid_reference import write_released_checkpoint  # noqa: E402
@@ -44,7 +44,7 @@ def example_commands(help_text: str) -> tuple[list[str], list[list[str]]]:
 
 
 def test_every_script_is_covered():
-    assert SCRIPTS == ["inspect_checkpoint", "make_pairs", "test", "train_finetune"]
+    assert SCRIPTS == ["calibrate", "inspect_checkpoint", "make_pairs", "test", "train_finetune"]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -120,7 +120,8 @@ def test_modules_and_functions_are_short():
 
 
 @pytest.mark.parametrize("module", ["sid_ft.training.options", "sid_ft.inference.options", "sid_ft.cli.train",
-                                    "sid_ft.cli.test", "sid_ft.cli.make_pairs", "sid_ft.cli.inspect", "sid_ft"])
+                                    "sid_ft.cli.test", "sid_ft.cli.make_pairs", "sid_ft.cli.inspect",
+                                    "sid_ft.cli.calibrate", "sid_ft"])
 def test_options_and_parsers_import_without_tensorflow(module):
     code = (f"import sys, {module}; "
             "bad = [m for m in ('tensorflow', 'tf_slim') if m in sys.modules]; "

@@ -15,52 +15,19 @@ import pytest
 from sid_ft._tf import tf1
 from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
-from sid_ft.training.loop import TrainOptions, build_train_graph, feed_for, train
-from sid_ft.nets.model import GAddConfig
+from sid_ft.training.graph import build_train_graph, feed_for
+from sid_ft.training.loop import train
+from sid_ft.training.options import TrainOptions
+from sid_ft.nets.g_add.config import GAddConfig
+from sid_ft.nets.model_spec import classify_tensor, read_model_spec
 from sid_ft.data.sampling import Patch
 from sid_ft.nets import checkpoint as ckpt
 
+from tests.builders import make_pairs_tree, train_opts as _opts
 from tests.samples import RELEASED_JSON
 from tests.sid_reference import write_released_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_pairs_tree(root: Path, scenes=("00001", "00002"), shape=(64, 96), seed=0) -> Path:
-    """A tiny SID-layout dataset of real DNG files: smooth scenes, long 10 s, short 0.1 s (ratio 100)."""
-    rng = np.random.default_rng(seed)
-    (root / "short").mkdir(parents=True)
-    (root / "long").mkdir(parents=True)
-    h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    for k, scene in enumerate(scenes):
-        base = 0.2 + 0.6 * (0.5 + 0.5 * np.sin(6 * xx + 4 * yy + k))
-        long = (512 + base * (16383 - 512) * 0.8).astype(np.uint16)
-        short_signal = base * (16383 - 512) * 0.8 / 100
-        short = np.clip(512 + short_signal + rng.normal(0, 2, size=shape), 0, 16383).astype(np.uint16)
-        write_dng(root / "long" / f"{scene}_00_10s.dng", long, cfa="RGGB", black_level=512, white_level=16383,
-                  exposure_time=10.0)
-        write_dng(root / "short" / f"{scene}_00_0.1s.dng", short, cfa="RGGB", black_level=512, white_level=16383,
-                  exposure_time=0.1)
-    return root
-
-
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory) -> str:
-    d = tmp_path_factory.mktemp("released_sony")
-    return write_released_checkpoint(d, camera="sony", seed=3)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return make_pairs_tree(tmp_path_factory.mktemp("pairs") / "data")
-
-
-def _opts(dataset: Path, pretrained: str, train_dir: Path, **kw) -> TrainOptions:
-    base = dict(dataset_dir=str(dataset), pretrained=pretrained, train_dir=str(train_dir), steps=6, patch_size=16,
-                save_every=1000, log_every=1, progress=False, g_add_width=8, lr=1e-3, g_add_head=True, g_add_rank=0)
-    base.update(kw)
-    return TrainOptions(**base)
 
 
 def test_end_to_end_keeps_base_and_adds_g_add(dataset, pretrained, tmp_path):
@@ -72,7 +39,7 @@ def test_end_to_end_keeps_base_and_adds_g_add(dataset, pretrained, tmp_path):
     after = tf.train.load_checkpoint(result.checkpoint)
     shapes = after.get_variable_to_shape_map()
     released = json.loads(RELEASED_JSON.read_text())["Sony"]["model"]
-    base_names = [n for n in before.get_variable_to_shape_map() if ckpt.classify_tensor(n) == "base"]
+    base_names = [n for n in before.get_variable_to_shape_map() if classify_tensor(n) == "base"]
     assert len(base_names) == 42
     assert sorted(base_names) == sorted(released)
     for name in base_names:
@@ -255,13 +222,13 @@ def test_from_scratch_trains_plain_sid(dataset, tmp_path):
     run = tmp_path / "scratch"
     result = train(_opts(dataset, "/nonexistent", run, steps=2, from_scratch=True, trainable_scopes="all"),
                    report=lambda m: None)
-    spec = ckpt.read_model_spec(result.checkpoint)
+    spec = read_model_spec(result.checkpoint)
     assert spec.g_add is None and spec.camera == "sony"
     names = tf1().train.load_checkpoint(result.checkpoint).get_variable_to_shape_map()
     assert not [n for n in names if n.startswith("g_add")]
     # the plain model is a base for g_add fine-tuning ...
     tuned = train(_opts(dataset, result.checkpoint, tmp_path / "tuned", steps=2), report=lambda m: None)
-    assert ckpt.read_model_spec(tuned.checkpoint).g_add is not None
+    assert read_model_spec(tuned.checkpoint).g_add is not None
     # ... but its own train dir cannot be resumed as a g_add run
     with pytest.raises(SidFtError, match="plain SID model"):
         train(_opts(dataset, "/nonexistent", run, steps=4), report=lambda m: None)

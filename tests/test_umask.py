@@ -65,8 +65,8 @@ def test_umask_read_without_proc_is_restored(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def released(tmp_path_factory) -> str:
-    return write_released_checkpoint(tmp_path_factory.mktemp("released_sony"), camera="sony", seed=5)
+def released(released_checkpoint) -> str:
+    return released_checkpoint("sony", 5)
 
 
 def _run(script: str, *args: str, umask: int) -> subprocess.CompletedProcess:

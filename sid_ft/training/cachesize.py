@@ -81,7 +81,7 @@ def estimate_caches(pairs: Sequence[Pair], cache_dir: str | os.PathLike, feature
                     feature_dtype: str = "float16", ratio_cap: float = 300.0) -> CacheEstimate:
     """Estimate the bytes the decode cache (and, with ``feature_cache``, the feature cache) will add."""
     from sid_ft.data.sampling import file_key
-    from sid_ft.nets.model import FEATURE_CHANNELS
+    from sid_ft.nets.unet import FEATURE_CHANNELS
 
     cache_dir = Path(cache_dir)
     est = CacheEstimate()

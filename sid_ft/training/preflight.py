@@ -31,7 +31,8 @@ def _has_checkpoint(path: str | os.PathLike) -> bool:
 
 
 def missing_training_inputs(opts) -> list[str]:
-    """What ``opts`` (a :class:`sid_ft.training.loop.TrainOptions`) lacks to start, one sentence each; [] when nothing.
+    """What ``opts`` (a :class:`sid_ft.training.options.TrainOptions`) lacks to start, one sentence each;
+    [] when nothing.
 
     * pairs: neither ``dataset_dir`` nor ``train_list``, or one that does not exist;
     * a model to start from: no checkpoint in ``train_dir`` to resume, no ``from_scratch``, and

@@ -1,0 +1,87 @@
+"""A run's training pairs: collected, checked against the cache budget, decoded, and the camera they need.
+
+Pairs come from ``--dataset-dir`` (SID's layout) and/or ``--train-list`` (SID's list
+format); problems with single files are reported and skipped.  Before anything is
+decoded, :mod:`sid_ft.training.cachesize` checks that the caches fit on disk (else the
+run stops, or trains without the feature cache).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from sid_ft.data.pairs import Pair, find_pairs, read_pair_list
+from sid_ft.data.sampling import CachedPair, DecodeCache
+from sid_ft.errors import SidFtError
+from sid_ft.nets.unet import CAMERAS
+from sid_ft.training import cachesize
+from sid_ft.training.modes import TrainingMode
+from sid_ft.training.options import TrainOptions
+from sid_ft.training.start import ModelStart
+
+__all__ = ["TrainingPairs", "collect_pairs", "load_training_pairs", "resolve_camera"]
+
+
+@dataclass
+class TrainingPairs:
+    """The decoded pairs a run trains on."""
+
+    loaded: list[CachedPair]  # packed short exposure, ground truth and ratio per usable pair
+    skipped: list[str]  # one line per pair left out, and why
+    camera: str  # 'sony' or 'fuji': the network variant the files need
+
+
+def collect_pairs(opts: TrainOptions, report: Callable[[str], None]) -> tuple[list[Pair], list[str]]:
+    """Pairs from ``--dataset-dir`` and/or ``--train-list``; problems are reported and skipped."""
+    if not opts.dataset_dir and not opts.train_list:
+        raise SidFtError(None, "give --dataset-dir DIR (SID layout: short/, long/) and/or --train-list FILE")
+    split = None if opts.split == "all" else opts.split
+    problems: list[SidFtError] = []
+    pairs: list[Pair] = []
+    if opts.dataset_dir:
+        pairs += find_pairs(opts.dataset_dir, split=split, skipped=problems)
+    if opts.train_list:
+        pairs += read_pair_list(opts.train_list, split=split, skipped=problems)
+    for p in problems:
+        report(f"skipped: {p}")
+    return pairs, [str(p) for p in problems]
+
+
+def resolve_camera(loaded: Sequence[CachedPair], forced: str | None, model_camera: str | None,
+                   model_path: str | None) -> str:
+    """The network variant for these files: from their packing, checked against ``--camera`` and the model."""
+    by_channels = {spec.in_channels: name for name, spec in CAMERAS.items()}
+    kinds = {by_channels.get(int(cp.short.shape[-1])) for cp in loaded}
+    if len(kinds) > 1:
+        raise SidFtError(None, "the training files mix Bayer (sony) and X-Trans (fuji) sensors; train one at a time")
+    data_camera = kinds.pop()
+    if forced and forced != data_camera:
+        raise SidFtError(loaded[0].pair.short_path, f"--camera {forced} but the file packs as {data_camera} "
+                                                    f"({loaded[0].short.shape[-1]} channels)")
+    if model_camera and model_camera != data_camera:
+        raise SidFtError(model_path, f"a {model_camera} checkpoint cannot fine-tune on {data_camera} files "
+                                     f"(e.g. {loaded[0].pair.short_path}); use the {data_camera} model")
+    return data_camera
+
+
+def load_training_pairs(opts: TrainOptions, mode: TrainingMode, cache_dir: Path, start: ModelStart,
+                        report: Callable[[str], None]) -> tuple[TrainingPairs, TrainingMode]:
+    """Collect and decode the pairs (through the decode cache in ``cache_dir``).
+
+    Returns them and the training mode: ``mode``, or the same without the feature cache when that
+    does not fit on disk.
+    """
+    pairs, skipped = collect_pairs(opts, report)
+    # before anything is decoded or written: do the caches fit? (else stop, or train without the feature cache)
+    estimate = cachesize.estimate_caches(pairs, cache_dir, mode.caches_features, opts.feature_dtype, opts.ratio_cap)
+    if not cachesize.check_caches(estimate, cache_dir, opts.cache_max_gb, report):
+        mode = mode.without_feature_cache()
+
+    def on_error(err: SidFtError) -> None:
+        skipped.append(str(err))
+        report(f"skipped: {err}")
+
+    loaded = DecodeCache(cache_dir).load_pairs(pairs, opts.ratio_cap, on_error=on_error)
+    camera = resolve_camera(loaded, opts.camera, start.camera, start.checkpoint)
+    return TrainingPairs(loaded, skipped, camera), mode
