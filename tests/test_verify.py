@@ -124,6 +124,16 @@ def test_intact_checkpoint_verifies_ok(small):
     assert "readable: yes" in format_report(report)
 
 
+def test_checksums_only_when_affordable(small, monkeypatch):
+    from sid_ft.nets import verify
+
+    assert verify_checkpoint(small["a"], checksums=None).tensors_checked == 6  # a few bytes: affordable
+    monkeypatch.setattr(verify, "checksums_affordable", lambda nbytes, budget_s=1.0: False)
+    report = verify_checkpoint(small["a"], checksums=None)
+    assert report.ok and not report.checksums and report.tensors_checked == 0
+    assert "checksums: not checked" in format_report(report)
+
+
 def test_truncated_data_file(small, tmp_path):
     prefix = _copy(small["a"], tmp_path / "ckpt")
     data = prefix + ".data-00000-of-00001"
@@ -269,3 +279,17 @@ def test_released_folder_with_short_data_file_is_not_downloaded_completely(relea
     assert f"has 1000000 of {released_expectation('sony').data_bytes} bytes" in err.reason
     os.unlink(folder / "model.ckpt.index")  # no index either: the folder's name says which model
     assert "not downloaded completely" in verify_released(folder).problems[0]
+
+
+def test_folder_with_sid_ft_json_is_not_a_released_download(released_checkpoint, tmp_path):
+    """sid_ft wrote it (a train dir): a short data file is truncated, not an incomplete download."""
+    prefix = released_checkpoint("sony", 0)
+    folder = tmp_path / "Sony"
+    folder.mkdir()
+    shutil.copyfile(prefix + ".index", folder / "model.ckpt.index")
+    with open(prefix + ".data-00000-of-00001", "rb") as src, open(folder / DATA, "wb") as dst:
+        dst.write(src.read(1_000_000))
+    (folder / "sid_ft.json").write_text('{"camera": "sony", "g_add": null}')
+    report = verify_released(folder)
+    assert "truncated: 1000000 of 87552664 bytes" in report.problems[0]
+    assert "downloaded" not in report.problems[0]

@@ -172,6 +172,10 @@ class Predictor:
         :class:`sid_ft.nets.precision.Precision`.  Weights stay float32 and are cast where they are used;
         input and output are float32 whatever the precision; tiles are blended in float32.
 
+    A checkpoint that cannot be read (a short, missing or damaged file, an index of another
+    checkpoint) raises SidFtError naming the file, before the graph is built
+    (:func:`sid_ft.nets.checkpoint.check_checkpoint`).
+
     Attributes: ``spec`` (:class:`sid_ft.nets.model_spec.ModelSpec`), ``precision`` (the resolved
     :class:`sid_ft.nets.precision.Precision`), ``in_channels``, ``scale``,
     ``graph``, ``sess``, ``input`` (placeholder ``(N, h, w, C)`` float32, packed and amplified),
@@ -189,7 +193,8 @@ class Predictor:
         from sid_ft.nets import precision as prec
 
         tf = tf1()
-        self.spec = read_model_spec(checkpoint)
+        self.spec = read_model_spec(checkpoint)  # a damaged index or data file of the wrong length: SidFtError
+        ckpt.check_checkpoint(self.spec.prefix)  # every tensor's CRC32C too, when that takes under a second
         cam = camera_spec(self.spec.camera)
         self.in_channels, self.scale = cam.in_channels, cam.scale
         self.tile = None if tile is None else round_tile(tile)

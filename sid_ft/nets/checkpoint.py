@@ -11,6 +11,13 @@ Vocabulary and behaviour follow TF-Slim's ``train_image_classifier.py``:
   inference; :func:`restore_folded` loads a checkpoint with additions inside the
   network into the folded network.
 
+Every restore first checks that the checkpoint can be read
+(:func:`check_checkpoint`, without TensorFlow: the index, the data files'
+lengths, a released model's size, the CRC32Cs when that takes under a second),
+and turns TensorFlow's own read errors into a :class:`SidFtError` naming the
+damaged file (:func:`restore_error`); so does :func:`list_tensors`, for the
+lengths, which every reader of a checkpoint calls first.
+
 Saving lives in :mod:`sid_ft.nets.checkpoint_save`, which graph a checkpoint
 belongs to (``sid_ft.json``) in :mod:`sid_ft.nets.model_spec`, and listing a
 checkpoint's tensors for people in :mod:`sid_ft.nets.inspect`.
@@ -30,12 +37,15 @@ from sid_ft.nets.g_add.config import G_ADD_SCOPE, GAddConfig
 from sid_ft.nets.g_add.fold import fold_g_add
 from sid_ft.nets.network import expected_variables
 from sid_ft.nets.unet import CAMERAS
+from sid_ft.nets.verify import verify_released
 
 tf = tf1()
 slim = _slim_module()
 
 __all__ = [
+    "STATE_FILE",
     "checkpoint_exists",
+    "check_checkpoint",
     "check_compatible",
     "expected_tensors",
     "first_line",
@@ -43,13 +53,15 @@ __all__ = [
     "list_tensors",
     "mismatches",
     "resolve_checkpoint",
+    "restore_error",
     "restore_folded",
     "restore_model",
     "restore_pretrained",
     "variables_to_restore",
 ]
 
-_STATE_FILE = "checkpoint"
+STATE_FILE = "checkpoint"
+"""The state file TensorFlow keeps beside checkpoints: the latest one and the ones kept, oldest first."""
 
 
 # --------------------------------------------------------------------------- finding
@@ -66,7 +78,7 @@ def _from_state_file(path: str, looked: list[str]) -> str:
     A named path that does not exist (as in the released SID folders) is also tried
     relative to the folder.  Every place tried is appended to ``looked``.
     """
-    state_file = os.path.join(path, _STATE_FILE)
+    state_file = os.path.join(path, STATE_FILE)
     try:
         state = tf.train.get_checkpoint_state(path)
     except Exception as exc:  # text_format.ParseError and friends
@@ -86,7 +98,7 @@ def _from_state_file(path: str, looked: list[str]) -> str:
 
 def _from_folder(path: str) -> str:
     """The checkpoint in folder ``path``: the state file's, else the one ``*.index``; SidFtError otherwise."""
-    state_file = os.path.join(path, _STATE_FILE)
+    state_file = os.path.join(path, STATE_FILE)
     looked = [state_file]
     if os.path.isfile(state_file):
         return _from_state_file(path, looked)
@@ -122,12 +134,69 @@ def resolve_checkpoint(path: str | os.PathLike) -> str:
                      + " (a checkpoint folder, a prefix like .../model.ckpt, or one of its files)")
 
 
-def list_tensors(prefix: str) -> dict[str, list[int]]:
-    """``{name: shape}`` of every tensor stored under ``prefix`` (reads only the .index file)."""
+def list_tensors(prefix: str, *, verify: bool = True) -> dict[str, list[int]]:
+    """``{name: shape}`` of every tensor stored under ``prefix`` (reads the .index file).
+
+    With ``verify``, first :func:`check_checkpoint` without checksums (the
+    index, the data files' lengths: milliseconds), so a damaged checkpoint is
+    named before anything is built from it; ``verify=False`` lists a damaged
+    one's tensors too (``inspect_checkpoint.py``).
+    """
+    if verify:
+        check_checkpoint(prefix, checksums=False)
     try:
         return {name: list(shape) for name, shape in tf.train.list_variables(prefix)}
-    except (tf.errors.OpError, ValueError) as exc:
-        raise SidFtError(prefix, f"unreadable checkpoint ({first_line(exc)})") from None
+    except (tf.errors.OpError, ValueError, IndexError) as exc:
+        raise restore_error(prefix, exc) from None
+
+
+_CHECKED: dict[tuple, bool] = {}
+"""Checkpoints this process found readable: their files' (path, inode, size, mtime, ctime) -> CRC32Cs checked too."""
+
+
+def _files_state(prefix: str) -> tuple | None:
+    """What identifies the current contents of ``prefix``'s index and data files; None when one is missing."""
+    paths = [prefix + ".index", *sorted(glob.glob(glob.escape(prefix) + ".data-*-of-*"))]
+    try:
+        stats = [(path, os.stat(path)) for path in paths]
+    except OSError:
+        return None
+    return tuple((p, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns) for p, s in stats)
+
+
+def check_checkpoint(prefix: str, *, checksums: bool | None = None) -> None:
+    """SidFtError(file, one-line reason) when the checkpoint ``prefix`` cannot be read; nothing when it can.
+
+    Without TensorFlow (:func:`sid_ft.nets.verify.verify_released`): the index
+    parses, every data file is there and as long as the index says; a released
+    SID model (no ``sid_ft.json``, the released layout) shorter than released is
+    "not downloaded completely"; with ``checksums`` every tensor's CRC32C too
+    (None: when :func:`~sid_ft.nets.verify.checksums_affordable` says it takes
+    under a second, e.g. the released Sony model's 88 MB).  A checkpoint found
+    readable is not read again in this process while its files stay unchanged.
+    """
+    state = _files_state(prefix)
+    done = _CHECKED.get(state)
+    if done is not None and (done or checksums is False):
+        return
+    report = verify_released(prefix, checksums=checksums)
+    report.raise_first()
+    if state is not None:
+        _CHECKED[state] = report.checksums
+
+
+def restore_error(prefix: str, exc: BaseException) -> SidFtError:
+    """A TensorFlow error while reading checkpoint ``prefix``, as a one-line SidFtError naming the damaged file.
+
+    The last line of defence (e.g. a data file cut short after it was checked,
+    or damage the skipped checksums would have found): every tensor is checked
+    (:func:`sid_ft.nets.verify.verify_released` with checksums) to name the
+    file, the tensor and the bytes; else TensorFlow's first line, for ``prefix``.
+    """
+    report = verify_released(prefix, checksums=True)
+    if not report.ok:
+        return report.errors[0]
+    return SidFtError(prefix, f"could not restore ({first_line(exc)})")
 
 
 def first_line(exc: BaseException) -> str:
@@ -172,8 +241,8 @@ def mismatches(prefix: str, expected: Mapping[str, Sequence[int]],
         reader = tf.train.load_checkpoint(prefix)
         shapes = reader.get_variable_to_shape_map()
         stored_dtypes = reader.get_variable_to_dtype_map()
-    except (tf.errors.OpError, ValueError) as exc:
-        raise SidFtError(prefix, f"unreadable checkpoint ({first_line(exc)})") from None
+    except (tf.errors.OpError, ValueError, IndexError) as exc:
+        raise restore_error(prefix, exc) from None
     problems = []
     for name in sorted(expected):
         want = [int(d) for d in expected[name]]
@@ -245,12 +314,13 @@ def _initialize_others(sess, restored_names: set[str]) -> None:
 def _restore(sess, prefix: str, var_list: list) -> list[str]:
     if not var_list:
         raise ValueError("no model variables to restore: build the network (sid_ft.nets.network) in this graph first")
+    check_checkpoint(prefix)
     check_compatible(prefix, var_list)
     saver = tf.train.Saver(var_list=var_list, sharded=False)
     try:
         saver.restore(sess, prefix)
-    except tf.errors.OpError as exc:  # e.g. a data file truncated after the index was checked
-        raise SidFtError(prefix, f"could not restore ({first_line(exc)})") from None
+    except (tf.errors.OpError, ValueError, IndexError) as exc:  # e.g. a data file truncated after the check
+        raise restore_error(prefix, exc) from None
     names = [_var_name(v) for v in var_list]
     _initialize_others(sess, set(names))
     return names
@@ -292,6 +362,7 @@ def restore_folded(sess, spec) -> GAddConfig | None:
     loads the result into the current graph's model variables, which must be exactly the folded
     network's.  Returns the folded design (None: plain SID).
     """
+    check_checkpoint(spec.prefix)
     expected = expected_tensors(spec.camera, spec.g_add)
     problems = mismatches(spec.prefix, expected)
     if problems:
@@ -299,8 +370,8 @@ def restore_folded(sess, spec) -> GAddConfig | None:
     try:
         reader = tf.train.load_checkpoint(spec.prefix)
         values = {name: reader.get_tensor(name) for name in expected}
-    except (tf.errors.OpError, ValueError) as exc:
-        raise SidFtError(spec.prefix, f"could not restore ({first_line(exc)})") from None
+    except (tf.errors.OpError, ValueError, IndexError) as exc:
+        raise restore_error(spec.prefix, exc) from None
     folded, config = fold_g_add(values, spec.camera, spec.g_add)
     variables = {_var_name(v): v for v in slim.get_model_variables()}
     if set(variables) != set(folded):

@@ -6,7 +6,8 @@ tensor names, so it still loads into SID's own test code.  :func:`save_checkpoin
 writes ``sid_ft.json`` (:mod:`sid_ft.nets.model_spec`) beside it.
 
 Crash safety of :func:`save_checkpoint` (kill -9 at any moment leaves the
-previous checkpoint loadable).  How ``tf.compat.v1.train.Saver`` writes a V2
+previous checkpoint loadable).  :func:`forget_checkpoints` rewrites the state
+file, just as atomically, when a resume sets damaged checkpoints aside.  How ``tf.compat.v1.train.Saver`` writes a V2
 checkpoint, read from TF 2.21's saver.py / checkpoint_management.py and
 tensor_bundle.cc (BundleWriter::Finish, MergeBundles), and checked by
 killing a saving process at random moments:
@@ -40,17 +41,19 @@ import glob
 import os
 import re
 import shutil
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from sid_ft._tf import tf1
 from sid_ft.errors import SidFtError
-from sid_ft.nets.checkpoint import checkpoint_exists, expected_tensors, first_line
+from sid_ft.nets.checkpoint import STATE_FILE, checkpoint_exists, expected_tensors, first_line
+from sid_ft.io import atomic
 from sid_ft.nets.g_add.config import GAddConfig
 from sid_ft.nets.model_spec import write_model_json
+from sid_ft.nets.verify import DAMAGED_TAG
 
 tf = tf1()
 
-__all__ = ["CHECKPOINT_BASENAME", "make_saver", "save_checkpoint"]
+__all__ = ["CHECKPOINT_BASENAME", "forget_checkpoints", "make_saver", "save_checkpoint"]
 
 CHECKPOINT_BASENAME = "model.ckpt"
 """Checkpoint prefix basename, as in the released SID checkpoints (``model.ckpt-<step>`` when saved by us)."""
@@ -68,13 +71,57 @@ def make_saver(max_to_keep: int = 5):
 
 
 def _step_prefix(train_dir: str, global_step: int) -> str:
-    """``<train_dir>/model.ckpt-<step>``, or ``.1``, ``.2``... appended: a prefix no file uses yet."""
+    """``<train_dir>/model.ckpt-<step>``, or ``.1``, ``.2``... appended: a prefix no file uses yet.
+
+    A checkpoint set aside as damaged (``model.ckpt-8.damaged.*``, see
+    :func:`sid_ft.nets.verify.set_aside_damaged`) does not take its old name.
+    """
     base = os.path.join(train_dir, f"{CHECKPOINT_BASENAME}-{int(global_step)}")
     prefix, n = base, 0
-    while glob.glob(glob.escape(prefix) + ".*") or os.path.exists(prefix + "_temp"):
+    while _prefix_taken(prefix):
         n += 1
         prefix = f"{base}.{n}"
     return prefix
+
+
+def _prefix_taken(prefix: str) -> bool:
+    """True when a file or temp folder that a save to ``prefix`` could write (or TF could mistake) exists."""
+    set_aside = prefix + "." + DAMAGED_TAG
+    return (any(not path.startswith(set_aside) for path in glob.glob(glob.escape(prefix) + ".*"))
+            or os.path.exists(prefix + "_temp"))
+
+
+def _state_path(path: str, train_dir: str) -> str:
+    """``path`` as the state file writes it: relative when inside ``train_dir`` (a train dir can be moved)."""
+    inside = os.path.commonpath([os.path.abspath(path), os.path.abspath(train_dir)]) == os.path.abspath(train_dir)
+    return os.path.relpath(path, train_dir) if inside else path
+
+
+def forget_checkpoints(train_dir: str | os.PathLike, dropped: Sequence[str], latest: str) -> None:
+    """Rewrite ``<train_dir>/checkpoint`` without the checkpoints ``dropped``, with ``latest`` as the latest.
+
+    Used when a resume sets damaged checkpoints aside: the state file then
+    lists only the remaining checkpoints (oldest first, their timestamps kept),
+    so neither a resume nor the Saver's ``max_to_keep`` rotation sees the
+    others again.  Written as TensorFlow writes it (a text CheckpointState)
+    and as atomically: temp file, fsync, ``os.replace``.
+    """
+    from google.protobuf import text_format  # comes with TensorFlow
+
+    train_dir = os.fspath(train_dir)
+    state = tf.train.get_checkpoint_state(train_dir)  # paths made absolute
+    gone = {os.path.abspath(p) for p in dropped} | {os.path.abspath(latest)}
+    paths = list(state.all_model_checkpoint_paths)
+    stamps = list(state.all_model_checkpoint_timestamps)
+    kept = [i for i, p in enumerate(paths) if os.path.abspath(p) not in gone]
+    fresh = type(state)(model_checkpoint_path=_state_path(latest, train_dir),
+                        last_preserved_timestamp=state.last_preserved_timestamp)
+    fresh.all_model_checkpoint_paths.extend([_state_path(paths[i], train_dir) for i in kept]
+                                            + [fresh.model_checkpoint_path])
+    latest_stamps = [t for p, t in zip(paths, stamps) if os.path.abspath(p) == os.path.abspath(latest)]
+    if len(stamps) == len(paths) and latest_stamps:  # one timestamp per path, or none at all
+        fresh.all_model_checkpoint_timestamps.extend([stamps[i] for i in kept] + latest_stamps[-1:])
+    atomic.write_text(os.path.join(train_dir, STATE_FILE), text_format.MessageToString(fresh), fsync=True)
 
 
 def _recover_saver_state(saver, train_dir: str) -> None:

@@ -171,23 +171,26 @@ def _check_crcs(index: BundleIndex, shard: ShardReport, number: int, report: Ver
             f"differ{hint}")))
 
 
-def verify_checkpoint(prefix: str | os.PathLike, *, checksums: bool = True) -> VerifyReport:
+def verify_checkpoint(prefix: str | os.PathLike, *, checksums: bool | None = True) -> VerifyReport:
     """Check the checkpoint ``prefix`` (``<prefix>.index`` + data files) without TensorFlow.
 
     Checks: the index parses (footer, block checksums, entries); each entry's
     size fits its shape and dtype; every data file exists and is exactly as
     long as the index implies; with ``checksums``, every tensor's bytes match
     the CRC32C the index recorded (costs one read of the data files; see
-    :func:`estimate_checksum_seconds`).  Never raises for a damaged checkpoint:
-    the problems are in the report.
+    :func:`estimate_checksum_seconds`; None: only when :func:`checksums_affordable`
+    says it takes under a second).  Never raises for a damaged checkpoint: the
+    problems are in the report.
     """
     prefix = os.fspath(prefix)
-    report = VerifyReport(prefix, checksums=checksums)
+    report = VerifyReport(prefix, checksums=bool(checksums))
     try:
         index = read_bundle_index(prefix)
     except SidFtError as exc:
         report.errors.append(exc)
         return report
+    if checksums is None:
+        checksums = report.checksums = checksums_affordable(sum(map(index.expected_bytes, range(index.num_shards))))
     report.tensors = len(index.entries)
     _check_entry_sizes(index, report)
     for number in range(index.num_shards):
@@ -197,7 +200,7 @@ def verify_checkpoint(prefix: str | os.PathLike, *, checksums: bool = True) -> V
     return report
 
 
-def check_readable(prefix: str | os.PathLike, *, checksums: bool = True) -> VerifyReport:
+def check_readable(prefix: str | os.PathLike, *, checksums: bool | None = True) -> VerifyReport:
     """:func:`verify_checkpoint`, raising SidFtError(file, one-line reason) on the first problem."""
     report = verify_checkpoint(prefix, checksums=checksums)
     report.raise_first()
@@ -210,6 +213,7 @@ _RELEASED_IO = {"sony": (4, 12), "fuji": (9, 27)}  # packed input channels, g_co
 _WIDTHS = (32, 64, 128, 256, 512, 256, 128, 64, 32)  # g_conv1 .. g_conv9
 _UP_FILTERS = ("Variable", "Variable_1", "Variable_2", "Variable_3")  # up6 .. up9, unscoped tf.Variable
 RELEASED_DATA_FILE = "model.ckpt.data-00000-of-00001"
+MODEL_JSON = "sid_ft.json"  # sid_ft.nets.model_spec.MODEL_JSON, not imported: that module loads TensorFlow
 
 
 @dataclass(frozen=True)
@@ -267,11 +271,13 @@ def _released_prefix(path: str) -> str:
 
 
 def _camera_for(prefix: str, camera: str | None) -> str | None:
-    """The released camera a folder is meant to hold.
+    """The released camera a folder is meant to hold; None for a folder with ``sid_ft.json`` (sid_ft wrote it).
 
     From a readable index (None when it is not a released layout), else
     ``camera``, else the folder's name (Sony, Fuji).
     """
+    if os.path.isfile(os.path.join(os.path.dirname(prefix), MODEL_JSON)):
+        return None
     try:
         return released_camera(read_bundle_index(prefix))
     except SidFtError:
@@ -305,12 +311,12 @@ def verify_released(path: str | os.PathLike, *, camera: str | None = None,
     (with found and released bytes) before anything else is read.  Then the
     checkpoint is verified as :func:`verify_checkpoint` does; ``checksums=None``
     checks CRC32Cs when :func:`checksums_affordable` says it costs under a second.
-    A checkpoint that is not a released layout is simply verified.
+    A checkpoint that is not a released layout (or has ``sid_ft.json`` beside it) is simply verified.
     """
     prefix = _released_prefix(os.fspath(path))
     found = _camera_for(prefix, camera)
     if found is None:
-        return verify_checkpoint(prefix, checksums=checksums is not False)
+        return verify_checkpoint(prefix, checksums=checksums)
     expect = released_expectation(found)
     problem = _download_problem(prefix, expect)
     if problem is not None:
@@ -349,7 +355,7 @@ def checksums_affordable(nbytes: int, budget_s: float = 1.0) -> bool:
 
 
 def newest_readable(prefixes: Sequence[str | os.PathLike], *,
-                    checksums: bool = True) -> tuple[str | None, list[VerifyReport]]:
+                    checksums: bool | None = True) -> tuple[str | None, list[VerifyReport]]:
     """The first readable checkpoint of ``prefixes`` (give them newest first) and the reports of those skipped.
 
     Returns ``(prefix or None, [reports of the unreadable ones before it])``;
