@@ -75,6 +75,7 @@ def _run(camera: str, config: GAddConfig | None, values: dict, x: np.ndarray) ->
             return sess.run(out, {ph: x})
 
 
+@pytest.mark.slow
 def test_untrained_additions_give_the_base_output_bit_for_bit(pretrained):
     x = _input()
     outputs = {}
@@ -104,6 +105,7 @@ def test_additions_are_under_g_add_and_released_names_stay():
     assert len([n for n in added if n.endswith("/scale")]) == len(conv_layers("sony")) == 19
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("camera,config", [("sony", GAddConfig(head=False, affine=True, rank=4)),
                                            ("sony", GAddConfig(head=False, rank=40)),
                                            ("sony", GAddConfig(depth=1, width=8, affine=True)),
@@ -124,6 +126,7 @@ def test_folded_network_computes_the_unfolded_function(camera, config):
     np.testing.assert_allclose(folded, unfolded, rtol=0, atol=2e-5 * max(1.0, float(np.abs(unfolded).max())))
 
 
+@pytest.mark.slow
 def test_training_mode_and_scopes_keep_tf_slim_meaning():
     assert training_mode(["g_add"], True, INSIDE).name == "inside"
     assert training_mode(["g_add"], True, GAddConfig()).name == "cached"
@@ -142,6 +145,7 @@ def test_training_mode_and_scopes_keep_tf_slim_meaning():
     assert {v.op.name for v in restored} == set(expected_variables("sony", None))
 
 
+@pytest.mark.slow
 def test_fine_tuning_trains_only_additions_and_keeps_base_bit_identical(adapted, pretrained):
     prefix = tf.train.latest_checkpoint(adapted)
     before, after = tf.train.load_checkpoint(pretrained), tf.train.load_checkpoint(prefix)
@@ -160,6 +164,7 @@ def test_fine_tuning_trains_only_additions_and_keeps_base_bit_identical(adapted,
     assert config["mode"] == "inside" and config["lr"] == pytest.approx(3e-2)
 
 
+@pytest.mark.slow
 def test_design_is_read_back_from_tensors_alone(adapted, tmp_path):
     spec = read_model_spec(adapted)
     assert spec.g_add == GAddConfig(depth=2, width=8, affine=True, rank=4)
@@ -183,6 +188,7 @@ def test_legacy_head_only_settings_and_invalid_designs():
         GAddConfig.from_dict({"rank": 4, "ranks": 2})
 
 
+@pytest.mark.slow
 def test_predictor_folds_within_one_lsb16_of_unfolded(adapted, pretrained, tmp_path):
     dng = make_dng(tmp_path / "s.dng", 48, 64, seed=2)
     packed = amplify(sid_raw.load_raw(dng).packed, 40)
@@ -197,6 +203,7 @@ def test_predictor_folds_within_one_lsb16_of_unfolded(adapted, pretrained, tmp_p
     assert np.abs(b - plain).max() > 10 * LSB16  # the trained additions change the output: folding them matters
 
 
+@pytest.mark.slow
 def test_savedmodel_of_adapted_model_reproduces_test_py(adapted, tmp_path):
     dng = make_dng(tmp_path / "s.dng", 48, 64, seed=4)
     export = tmp_path / "export" / "1"

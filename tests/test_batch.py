@@ -32,6 +32,7 @@ def test_augment_flips_each_patch_by_its_own_flags():
         np.testing.assert_array_equal(out[i], want, err_msg=f"patch {i}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["full", "frozen", "cached"])
 def test_batch_loss_and_gradient_are_the_means_of_the_patches(pretrained, mode):
     tf = tf1()
@@ -81,6 +82,7 @@ def test_sampler_draws_batches_that_depend_on_the_step_only():
     assert len(single) == 1 and np.array_equal(single[0].gt, steps[0][0].gt)  # batch 1: the first of the step
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode_kw", [{}, {"feature_cache": False}, {"trainable_scopes": "all"}])
 def test_batch_size_trains_in_every_mode_and_a_resume_keeps_it(dataset, pretrained, tmp_path, mode_kw):
     run = tmp_path / "run"
@@ -98,6 +100,7 @@ def test_batch_size_trains_in_every_mode_and_a_resume_keeps_it(dataset, pretrain
     assert any("--batch-size 2: this run used 3 patches per step" in m for m in messages)
 
 
+@pytest.mark.slow
 def test_epochs_count_patches_with_batches(dataset, pretrained, tmp_path):
     result = train(_opts(dataset, pretrained, tmp_path / "run", epochs=3, batch_size=4, steps=None),
                    report=lambda m: None)

@@ -84,6 +84,7 @@ def test_caches_that_do_not_fit_stop_before_anything_is_written(dataset, pretrai
     assert sorted(p.name for p in run.iterdir()) == []  # no cache, no config.json, lock released
 
 
+@pytest.mark.slow
 def test_feature_cache_that_does_not_fit_falls_back_to_uncached_training(dataset, pretrained, tmp_path):
     run = tmp_path / "run"
     est = cachesize.estimate_caches(find_pairs(dataset), run / "cache", feature_cache=True)
@@ -112,6 +113,7 @@ def _assert_previous_checkpoint_intact(run: Path, step: int) -> None:
     assert not leftovers, leftovers
 
 
+@pytest.mark.slow
 def test_enospc_while_writing_the_cache_leaves_no_half_file(dataset, pretrained, tmp_path, monkeypatch):
     run = tmp_path / "run"
     train(_opts(dataset, pretrained, run, steps=2), report=lambda m: None)
@@ -128,6 +130,7 @@ def test_enospc_while_writing_the_cache_leaves_no_half_file(dataset, pretrained,
     _assert_previous_checkpoint_intact(run, 2)
 
 
+@pytest.mark.slow
 def test_enospc_while_saving_a_checkpoint_keeps_the_previous_one(dataset, pretrained, tmp_path, monkeypatch):
     tf = tf1()
     run = tmp_path / "run"

@@ -86,6 +86,7 @@ def fine_tuned(sony_ckpt, tmp_path_factory):
     return {"dir": str(train_dir), "prefix": prefix, "x": x, "y": y, "head": head}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("camera,shape", [("sony", (1, 40, 56, 4)), ("sony", (1, 37, 45, 4)),
                                           ("fuji", (1, 21, 27, 9))])
 def test_released_checkpoint_restores_and_matches_independent_forward(sony_ckpt, fuji_ckpt, camera, shape):
@@ -234,6 +235,7 @@ def test_save_and_reload_keeps_g_add_tensors_and_output(fine_tuned):
     assert not np.allclose(y, base)  # the trained head does change the image
 
 
+@pytest.mark.slow
 def test_fine_tuned_checkpoint_reproduces_output_in_fresh_process(fine_tuned, tmp_path):
     np.save(tmp_path / "x.npy", fine_tuned["x"])
     code = (
@@ -287,6 +289,7 @@ def test_read_model_spec_released_vs_fine_tuned(sony_ckpt, fuji_ckpt, fine_tuned
         read_model_spec(copy)
 
 
+@pytest.mark.slow
 def test_save_never_overwrites_and_survives_leftovers_of_a_killed_save(sony_ckpt, tmp_path):
     train_dir = tmp_path / "train"
     with tf.Graph().as_default():
@@ -331,6 +334,7 @@ def test_inspect_checkpoint_groups_and_fit(fine_tuned, fuji_ckpt, tmp_path):
     assert not broken["fits"] and broken["problems"] == ["missing g_conv9_2/weights [3, 3, 32, 32]"]
 
 
+@pytest.mark.slow
 def test_inspect_script_output(fine_tuned):
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "inspect_checkpoint.py"), fine_tuned["dir"]],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
@@ -355,6 +359,7 @@ def test_inspect_script_error_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and str(tmp_path / "nothing") in err
 
 
+@pytest.mark.slow
 def test_save_checkpoint_refuses_a_saver_that_would_drop_variables(sony_ckpt, tmp_path):
     with tf.Graph().as_default():
         inp = tf.placeholder(tf.float32, [None, None, None, 4])
@@ -367,6 +372,7 @@ def test_save_checkpoint_refuses_a_saver_that_would_drop_variables(sony_ckpt, tm
     assert not list(tmp_path.iterdir())  # nothing written, not even sid_ft.json
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", [GAddConfig(depth=1, width=4, packed_input=True),
                                  GAddConfig(depth=2, width=5, linear=True),
                                  GAddConfig(depth=0, width=8, packed_input=True, linear=True)])

@@ -219,6 +219,7 @@ def _g_add(prefix: str) -> dict[str, np.ndarray]:
     return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map() if n.startswith("g_add")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", DAMAGES)
 def test_resume_goes_past_the_damage(trained, train_dir, dataset, pretrained, kind):
     """The same command again: it names the damaged model.ckpt-8, sets it aside, continues from model.ckpt-4
@@ -254,6 +255,7 @@ def test_resume_when_no_checkpoint_can_be_read(train_dir, dataset, pretrained):
     assert sorted(os.listdir(train_dir)) == before  # nothing renamed
 
 
+@pytest.mark.slow
 def test_set_aside_checkpoints_are_never_rotated_away(train_dir, dataset, pretrained):
     damage(str(train_dir / "model.ckpt-8"), "truncated_data", "")
     opts = train_opts(dataset, pretrained, train_dir, steps=12, save_every=4, keep=1)

@@ -42,6 +42,7 @@ def fuji_setup(tmp_path_factory):
     return root, data, fuji, sony
 
 
+@pytest.mark.slow
 def test_fuji_finetune_and_infer(fuji_setup, tmp_path):
     root, data, fuji, _ = fuji_setup
     result = train(TrainOptions(dataset_dir=str(data), pretrained=fuji, train_dir=str(tmp_path / "run"), steps=3,

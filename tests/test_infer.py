@@ -251,6 +251,7 @@ def test_sid_protocol_usage_errors(tmp_path, ckpt, sid_set):
 # --------------------------------------------------------------------------- contact sheets
 
 
+@pytest.mark.slow
 def test_compare_sheets_show_brightened_input_output_and_ground_truth(tmp_path, ckpt, sid_set):
     out = tmp_path / "o"
     s = run_inference(InferOptions(checkpoint=ckpt, test_list=str(sid_set / "Sony_test_list.txt"),
@@ -281,6 +282,7 @@ def test_compare_sheets_show_brightened_input_output_and_ground_truth(tmp_path, 
 # --------------------------------------------------------------------------- orientation
 
 
+@pytest.mark.slow
 def test_portrait_dng_comes_out_portrait_with_camera_orientation(tmp_path, ckpt):
     dng = make_dng(tmp_path / "portrait.dng", 32, 48, orientation=6)  # TIFF 6: rotate 90 degrees clockwise
     outs = {}
@@ -299,6 +301,7 @@ def test_portrait_dng_comes_out_portrait_with_camera_orientation(tmp_path, ckpt)
                                                ratio=50, orientation="upright"))
 
 
+@pytest.mark.slow
 def test_pairs_stay_in_sensor_orientation_unless_asked(tmp_path, ckpt):
     """With --test-list the default is sensor; --orientation camera turns output, ground truth and scale alike."""
     data = tmp_path / "data"
@@ -330,6 +333,7 @@ def test_help_states_the_orientation_defaults():
 # --------------------------------------------------------------------------- bad files
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_files_and_writes_good_ones(tmp_path, ckpt):
     src = tmp_path / "in"
     src.mkdir()
@@ -368,6 +372,7 @@ def test_cli_reports_bad_files_and_writes_good_ones(tmp_path, ckpt):
     assert doc["totals"]["failed"] == len(bad)
 
 
+@pytest.mark.slow
 def test_cli_usage_errors_exit_2(tmp_path, ckpt):
     dng = make_dng(tmp_path / "d.dng", 32, 32)
     proc = run_cli("--checkpoint", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path / "o"), "--ratio", "2",
@@ -384,6 +389,7 @@ def test_same_stem_twice_is_refused(tmp_path, ckpt):
                                                out_dir=str(tmp_path / "o"), ratio=2))
 
 
+@pytest.mark.slow
 def test_skip_existing(tmp_path, ckpt):
     dng = make_dng(tmp_path / "d.dng", 32, 32)
     opts = InferOptions(checkpoint=ckpt, inputs=[str(dng)], out_dir=str(tmp_path / "o"), ratio=2,
@@ -414,6 +420,7 @@ def test_tile_spans_cover_align_and_overlap():
         predictor.tile_spans(1000, 256, 200)
 
 
+@pytest.mark.slow
 def test_tiled_matches_full_resolution(tmp_path, ckpt):
     """At the default overlap, tiled output is within 50 dB PSNR of the full-resolution output."""
     packed = sid_raw.load_raw(make_dng(tmp_path / "t.dng", 2 * 300, 2 * 304, seed=3)).packed
@@ -450,6 +457,7 @@ def test_shard_from_environment():
             shards.parse_shard(bad)
 
 
+@pytest.mark.slow
 def test_shards_cover_a_folder_exactly_once(tmp_path, ckpt):
     src = tmp_path / "in"
     src.mkdir()
@@ -475,6 +483,7 @@ def test_shards_cover_a_folder_exactly_once(tmp_path, ckpt):
     assert len((out / "summary.csv").read_text().splitlines()) == 1 + 5
 
 
+@pytest.mark.slow
 def test_merging_shard_summaries_names_missing_and_mismatched_shards(tmp_path, ckpt):
     src = tmp_path / "in"
     src.mkdir()
@@ -508,6 +517,7 @@ def test_merging_shard_summaries_names_missing_and_mismatched_shards(tmp_path, c
 # --------------------------------------------------------------------------- SavedModel
 
 
+@pytest.mark.slow
 def test_savedmodel_reproduces_test_py_output(tmp_path, ckpt):
     dng = make_dng(tmp_path / "s.dng", 48, 64, seed=5)
     export = tmp_path / "export" / "1"
@@ -537,6 +547,7 @@ def test_savedmodel_reproduces_test_py_output(tmp_path, ckpt):
 # --------------------------------------------------------------------------- real files
 
 
+@pytest.mark.slow
 def test_real_camera_samples_end_to_end(tmp_path, ckpt):
     # the repository's samples (tests/data/raw), and those only ../shared/samples/raw has when it is there
     extras = sorted(p for p in SHARED_RAW.glob("*") if p.suffix.lower() in sid_raw.RAW_EXTENSIONS

@@ -68,6 +68,7 @@ def test_second_run_on_a_locked_train_dir_stops_naming_the_holder(dataset, pretr
         train(_opts(dataset, pretrained, run), report=lambda m: None)
 
 
+@pytest.mark.slow
 def test_stale_lock_of_a_dead_process_on_this_host_is_taken_over(dataset, pretrained, tmp_path):
     run = tmp_path / "run"
     dead = _dead_pid()
@@ -87,6 +88,7 @@ def test_stale_lock_of_a_dead_process_on_this_host_is_taken_over(dataset, pretra
         assert "this host has restarted since" in messages[-1]
 
 
+@pytest.mark.slow
 def test_force_unlock_takes_a_lock_of_another_host(dataset, pretrained, tmp_path):
     run = tmp_path / "run"
     _write_lock(run, host="gpu-node-17", pid=99)
@@ -128,6 +130,7 @@ def _records(run: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
 def test_signal_saves_exits_75_and_the_same_command_resumes_to_steps(dataset, pretrained, tmp_path, sig):
     """The job is signalled mid-run; a rerun of the same command ends at exactly --steps, with the weights of a
@@ -184,6 +187,7 @@ def test_signal_saves_exits_75_and_the_same_command_resumes_to_steps(dataset, pr
                                [straight_losses[s] for s in range(3, steps + 1)], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_signal_before_the_first_step_still_exits_75(dataset, pretrained, tmp_path):
     """SIGTERM while the job is still starting (TensorFlow loading): the run stops cleanly, lock released."""
     run = tmp_path / "run"
@@ -201,6 +205,7 @@ def test_signal_before_the_first_step_still_exits_75(dataset, pretrained, tmp_pa
     assert not (run / runlock.LOCK_NAME).exists()
 
 
+@pytest.mark.slow
 def test_signal_while_decoding_stops_between_files_and_the_rerun_continues(dataset, pretrained, tmp_path,
                                                                             monkeypatch):
     """A long preparation (decoding, feature caching) does not outlast a grace period: it stops between files."""

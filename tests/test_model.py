@@ -29,6 +29,7 @@ def _session():
     return tf.Session(config=tf.ConfigProto(intra_op_parallelism_threads=2, inter_op_parallelism_threads=1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("camera,key", [("sony", "Sony"), ("fuji", "Fuji")])
 def test_base_variables_equal_released_checkpoint_layout(camera, key):
     with open(RELEASED_JSON) as f:
@@ -51,6 +52,7 @@ def test_builtin_layout_of_test_helper_equals_json(camera, key):
     assert layout["other"] == sorted(released["other"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("camera,shape", [("sony", (1, 40, 56, 4)), ("sony", (2, 37, 45, 4)),
                                           ("fuji", (1, 21, 27, 9))])
 def test_output_shape_for_any_input_size(camera, shape):

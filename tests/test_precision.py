@@ -130,6 +130,7 @@ def graph_dtypes(predictor: Predictor, op_type: str) -> set[str]:
     return {op.get_attr("T").name for op in predictor.graph.get_operations() if op.type == op_type}
 
 
+@pytest.mark.slow
 def test_bf16_graph_keeps_float32_weights_input_and_output(released):
     tf = tf1()
     with Predictor(released, precision="bf16") as p:
@@ -151,12 +152,14 @@ def _quality(prefix: str, x: np.ndarray, name: str) -> tuple[float, float]:
     return value, lsb
 
 
+@pytest.mark.slow
 def test_bf16_output_against_float32_on_a_released_layout_checkpoint(released):
     value, lsb = _quality(released, smooth_packed(), "released layout, random values")
     assert value >= BF16_PSNR_FLOOR
     assert 0 < lsb < 65535 * 0.05  # it does differ, by well under 5% of the range
 
 
+@pytest.mark.slow
 def test_bf16_output_against_float32_on_a_trained_checkpoint(tmp_path, released):
     from sid_ft.training.loop import train
     from sid_ft.training.options import TrainOptions
@@ -170,6 +173,7 @@ def test_bf16_output_against_float32_on_a_trained_checkpoint(tmp_path, released)
     assert value >= BF16_PSNR_FLOOR and lsb > 0
 
 
+@pytest.mark.slow
 def test_tiled_bf16_blends_in_float32(released):
     import ml_dtypes  # installed with TensorFlow
 
@@ -183,6 +187,7 @@ def test_tiled_bf16_blends_in_float32(released):
     assert on_grid[:40, :40].all() and not on_grid.all()  # the corner: one tile alone
 
 
+@pytest.mark.slow
 def test_savedmodel_in_bf16_has_float32_signature_and_reproduces_the_predictor(tmp_path, released):
     tf = tf1()
     x = smooth_packed(48, 64)[None]
@@ -199,6 +204,7 @@ def test_savedmodel_in_bf16_has_float32_signature_and_reproduces_the_predictor(t
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_records_the_precision_in_summary_json(tmp_path, released):
     from tests.builders import make_dng
 
@@ -219,6 +225,7 @@ def test_cli_records_the_precision_in_summary_json(tmp_path, released):
 # --------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bf16", "fp16"])
 def test_16bit_training_keeps_float32_checkpoints(tmp_path, released, name):
     from sid_ft.training.loop import train
@@ -243,6 +250,7 @@ def test_16bit_training_keeps_float32_checkpoints(tmp_path, released, name):
     assert resumed.resumed and resumed.global_step == 5
 
 
+@pytest.mark.slow
 def test_fp16_scales_the_loss_and_bf16_does_not():
     from sid_ft.nets.g_add.config import GAddConfig
     from sid_ft.training.graph import build_train_graph
@@ -276,6 +284,7 @@ def test_gpu_check_rejects_unknown_options_and_devices(tmp_path):
     assert bad.returncode == 2 and "expected gpu:K" in bad.stderr
 
 
+@pytest.mark.slow
 def test_gpu_check_smoke_on_cpu(tmp_path):
     """Smoke test: every command of the GPU check runs on the CPU at tiny sizes and writes its figures."""
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),

@@ -57,6 +57,7 @@ def test_end_to_end_keeps_base_and_adds_g_add(dataset, pretrained, tmp_path):
     assert list((tmp_path / "run").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_default_design_trains_additions_inside_at_its_rate(dataset, pretrained, tmp_path):
     result = train(TrainOptions(dataset_dir=str(dataset), pretrained=pretrained, train_dir=str(tmp_path / "run"),
                                 steps=2, patch_size=16, progress=False), report=lambda m: None)
@@ -67,6 +68,7 @@ def test_default_design_trains_additions_inside_at_its_rate(dataset, pretrained,
     assert names["g_add/g_conv5_1/down/weights"] == [3, 3, 256, 32] and "g_add_out/weights" not in names
 
 
+@pytest.mark.slow
 def test_loss_goes_down(dataset, pretrained, tmp_path):
     train(_opts(dataset, pretrained, tmp_path / "run", steps=120, lr=3e-3, lr_decay_step=1000, log_every=1),
           report=lambda m: None)
@@ -74,6 +76,7 @@ def test_loss_goes_down(dataset, pretrained, tmp_path):
     assert np.mean(losses[-20:]) < 0.7 * np.mean(losses[:10])
 
 
+@pytest.mark.slow
 def test_resume_continues_step_count(dataset, pretrained, tmp_path):
     messages: list[str] = []
     train(_opts(dataset, pretrained, tmp_path / "run", steps=3), report=messages.append)
@@ -85,6 +88,7 @@ def test_resume_continues_step_count(dataset, pretrained, tmp_path):
     assert steps == [1, 2, 3, 4, 5]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", [GAddConfig(depth=2, width=8), GAddConfig(depth=1, width=8, packed_input=True,
                                                                             linear=True)])
 def test_same_update_with_and_without_feature_cache(pretrained, cfg):
@@ -117,6 +121,7 @@ def test_same_update_with_and_without_feature_cache(pretrained, cfg):
         np.testing.assert_allclose(results["cached"][1][name], value, rtol=1e-4, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_only_g_add_changes_and_full_mode_changes_base(dataset, pretrained, tmp_path):
     result = train(_opts(dataset, pretrained, tmp_path / "all", steps=2, trainable_scopes="all"), report=lambda m: None)
     assert result.mode == "full"
@@ -132,6 +137,7 @@ def test_patch_larger_than_image_is_a_clear_error(dataset, pretrained, tmp_path)
         train(_opts(dataset, pretrained, tmp_path / "run", patch_size=64), report=lambda m: None)
 
 
+@pytest.mark.slow
 def test_bad_files_are_skipped_and_named(dataset, pretrained, tmp_path):
     import shutil
 
@@ -154,6 +160,7 @@ def test_missing_pretrained_is_an_error_not_random_weights(dataset, tmp_path):
         train(_opts(dataset, str(tmp_path / "nowhere"), tmp_path / "run"), report=lambda m: None)
 
 
+@pytest.mark.slow
 def test_kill_9_during_training_resumes(dataset, pretrained, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "scripts" / "train_finetune.py"), "--dataset-dir", str(dataset),
@@ -183,6 +190,7 @@ def test_kill_9_during_training_resumes(dataset, pretrained, tmp_path):
     assert result.resumed and result.global_step == reached + 2
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(dataset, pretrained, tmp_path):
     from sid_ft.errors import SidFtError
 
@@ -199,6 +207,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(dataset, pretrained, tmp_
         assert np.all(np.isfinite(reader.get_tensor(name))), name
 
 
+@pytest.mark.slow
 def test_non_finite_weights_are_never_saved(dataset, pretrained, tmp_path):
     from sid_ft.errors import SidFtError
 
@@ -216,6 +225,7 @@ def test_non_finite_weights_are_never_saved(dataset, pretrained, tmp_path):
         assert np.all(np.isfinite(reader.get_tensor(name))), name
 
 
+@pytest.mark.slow
 def test_from_scratch_trains_plain_sid(dataset, tmp_path):
     from sid_ft.errors import SidFtError
 
@@ -241,6 +251,7 @@ def test_from_scratch_trains_plain_sid(dataset, tmp_path):
                     trainable_scopes="g_conv10"), report=lambda m: None)
 
 
+@pytest.mark.slow
 def test_epochs_count_scenes_and_a_resume_keeps_the_length(tmp_path, pretrained):
     from sid_ft.errors import SidFtError
 
@@ -272,6 +283,7 @@ def test_steps_and_epochs_are_exclusive_on_the_command_line(tmp_path):
     assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
 
 
+@pytest.mark.slow
 def test_lr_warmup_ramps_the_rate_then_decays(dataset, pretrained, tmp_path):
     train(_opts(dataset, pretrained, tmp_path / "run", steps=7, lr=1e-3, lr_warmup_steps=4, lr_decay_step=5),
           report=lambda m: None)
@@ -289,6 +301,7 @@ def test_lr_warmup_ramps_the_rate_then_decays(dataset, pretrained, tmp_path):
         train(_opts(dataset, pretrained, tmp_path / "bad", lr_warmup_steps=-1), report=lambda m: None)
 
 
+@pytest.mark.slow
 def test_gradient_down_init_sets_down_kernels_and_leaves_the_output(dataset, pretrained, tmp_path):
     """--g-add-down-init gradient (the default): the down kernels are orthogonal directions (scaled) taken from the loss
     gradient; up stays zero before training, so step 0's network is the base's."""

@@ -77,6 +77,7 @@ def _run(script: str, *args: str, umask: int) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o077, 0o600)])
 def test_scripts_outputs_follow_the_umask(tmp_path, released, umask, expected):
     src = tmp_path / "clean"
