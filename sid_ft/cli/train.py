@@ -20,7 +20,8 @@ from pathlib import Path
 from sid_ft.errors import SidFtError
 from sid_ft.runtime.lock import TrainDirLock
 from sid_ft.runtime.preempt import EXIT_PREEMPTED, stop_on_signals
-from sid_ft.training.options import DEFAULT_LR, DEFAULT_STEPS, DOWN_INITS, TrainOptions
+from sid_ft.training.options import (DEFAULT_LR, DEFAULT_RATIOS, DEFAULT_STEPS, DEFAULT_SYNTHETIC_SHARE, DOWN_INITS,
+                                    TrainOptions)
 
 __all__ = ["build_parser", "main", "options_from_args", "parse_args", "recorded_options"]
 
@@ -51,6 +52,12 @@ examples:
   # every layer on a CPU with native bfloat16 (or a GPU with tensor cores): 16-bit arithmetic, float32 weights
   python scripts/train_finetune.py --dataset-dir my_pairs --trainable-scopes all --precision auto
 
+  # no pairs: clean photos of the camera (any names) + 8 lens-capped dark frames at the ISO you shoot at;
+  # each patch gets fresh noise: shot noise (K) + a crop of a real dark frame. K: give --gain, or add
+  # --dataset-dir with 2 real pairs to measure it (then real and synthetic patches mix, --synthetic-share)
+  python scripts/train_finetune.py --clean-dir my_photos --dark-frames my_darks --gain 3 \\
+      --train-dir checkpoints/mycam
+
   # the whole job on generated data, no downloads (demo)
   python scripts/train_finetune.py --demo
 
@@ -79,6 +86,31 @@ def _add_data(data: argparse._ArgumentGroup, d: TrainOptions) -> None:
                       help="most disk the caches may take, GB (1e9 bytes), those already there included; checked "
                            "before anything is decoded: if the decoded images do not fit the run stops, if only "
                            "the feature cache does not it trains without it (default: 90%% of the free space)")
+
+
+def _add_synthetic(syn: argparse._ArgumentGroup, d: TrainOptions) -> None:
+    syn.add_argument("--clean-dir", help="clean RAW photos of the camera (any names; SID's long/ works): each patch "
+                                         "of them gets fresh noise at a ratio from --ratios while training. Prefer "
+                                         "base-ISO, unclipped exposures: their own noise rides along in the ground "
+                                         "truth (clipped, very dark or high-ISO photos are warned about or left out)")
+    syn.add_argument("--dark-frames", help="folder of lens-capped dark frames at the ISO to adapt to (8 recommended): "
+                                           "a crop of a real dark frame is each synthetic patch's read noise, row and "
+                                           "column noise and fixed pattern ('sampled'); without --noise-profile the "
+                                           "run calibrates from them")
+    syn.add_argument("--noise-profile", metavar="noise.json",
+                     help="scripts/calibrate.py's profile; without --dark-frames its fitted noise (Tukey-lambda "
+                          "read noise, row and column noise, fixed pattern) is used ('parametric')")
+    syn.add_argument("--gain", type=float, default=None, metavar="K",
+                     help="gain K in DN per electron (sets the shot noise), as scripts/calibrate.py takes it: "
+                          "used when neither the profile nor the real pairs of --dataset-dir measure it; "
+                          "without any, K = 1 is guessed (said so)")
+    syn.add_argument("--ratios", type=float, nargs="+", default=list(d.ratios), metavar="R",
+                     help="exposure ratios of the synthetic patches, one drawn per patch (default: "
+                          + " ".join(f"{r:g}" for r in DEFAULT_RATIOS) + ", SID's)")
+    syn.add_argument("--synthetic-share", type=float, default=d.synthetic_share, metavar="F",
+                     help="with --dataset-dir/--train-list too: the fraction of patches that are synthetic "
+                          f"(default: {DEFAULT_SYNTHETIC_SHARE:g}: the real pairs, with the sensor's own noise, in "
+                          "every other patch; the synthetic half adds scenes and ratios and fresh noise)")
 
 
 def _add_checkpoints(model: argparse._ArgumentGroup, d: TrainOptions) -> None:
@@ -188,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=DESCRIPTION, epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_data(p.add_argument_group("data"), d)
+    _add_synthetic(p.add_argument_group("synthetic pairs (no pairs needed: clean photos + dark frames)"), d)
     model = p.add_argument_group("model and checkpoints")
     _add_checkpoints(model, d)
     _add_design(model, d)
@@ -205,13 +238,24 @@ def _check_recorded_value(parser: argparse.ArgumentParser, key: str, value, path
     for action in parser._actions:  # argparse has no public list of its arguments
         if action.dest != key or value is None:
             continue
-        if action.type is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise SidFtError(path, f'"options": {key} = {value!r} is not an integer')
-        if action.type is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise SidFtError(path, f'"options": {key} = {value!r} is not a number')
-        if action.choices is not None and value not in action.choices:
-            raise SidFtError(path, f'"options": {key} = {value!r} is not one of '
-                                   f'{", ".join(map(str, action.choices))}')
+        if action.nargs in ("+", "*"):  # a list: each item as the flag takes it
+            if not isinstance(value, list) or not value:
+                raise SidFtError(path, f'"options": {key} = {value!r} is not a list of values')
+            for item in value:
+                _check_recorded_item(action, key, item, path)
+            continue
+        _check_recorded_item(action, key, value, path)
+
+
+def _check_recorded_item(action: argparse.Action, key: str, value, path: str) -> None:
+    """SidFtError when one recorded value is of another type than ``action`` takes or outside its choices."""
+    if action.type is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise SidFtError(path, f'"options": {key} = {value!r} is not an integer')
+    if action.type is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise SidFtError(path, f'"options": {key} = {value!r} is not a number')
+    if action.choices is not None and value not in action.choices:
+        raise SidFtError(path, f'"options": {key} = {value!r} is not one of '
+                               f'{", ".join(map(str, action.choices))}')
 
 
 def recorded_options(path: str, parser: argparse.ArgumentParser | None = None) -> dict:

@@ -190,14 +190,25 @@ class DecodeCache:
 
 
 @dataclass
+class SyntheticCrop:
+    """What makes a patch synthetic: the dark part of its short exposure, added in the graph
+    (:mod:`sid_ft.training.synthesis`) to shot noise drawn there from the clean crop (``Patch.packed[0]``)."""
+
+    clean_path: str  # the clean photo the crop comes from
+    dark: np.ndarray  # (p, p, C) float32, DN above the metadata black: a dark-frame crop, or the mean dark
+    noise_seed: tuple[int, int]  # (--seed, step): the stateless seed of the step's noise
+
+
+@dataclass
 class Patch:
     """One training sample: crops at packed resolution, the ground-truth crop, and SID's augmentation flags."""
 
-    index: int  # which pair
-    packed: list[np.ndarray]  # each (p, p, c) float32
+    index: int  # which pair (which clean photo for a synthetic patch)
+    packed: list[np.ndarray]  # each (p, p, c) float32; a synthetic patch: [the clean crop, normalised]
     gt: np.ndarray  # (scale*p, scale*p, 3) float32
     ratio: float
     flags: np.ndarray  # (3,) bool: flip rows, flip columns, transpose
+    synthetic: SyntheticCrop | None = None  # None: a crop of a real pair
 
 
 class PatchSampler:
@@ -250,9 +261,10 @@ class PatchSampler:
         """The ``batch_size`` patches of the next step (one caller at a time: steps are numbered in call order)."""
         rng = np.random.default_rng([self.seed, self.step])
         self.step += 1
-        return [self._draw(rng) for _ in range(self.batch_size)]
+        return [self.draw(rng) for _ in range(self.batch_size)]
 
-    def _draw(self, rng: np.random.Generator) -> Patch:
+    def draw(self, rng: np.random.Generator) -> Patch:
+        """One patch from ``rng``: a random pair, crop and flips."""
         i = int(rng.integers(len(self.sources)))
         arrays, gt = self.sources[i], self.gts[i]
         h, w = arrays[0].shape[:2]

@@ -12,6 +12,7 @@ import numpy as np
 
 from sid_ft._tf import tf1
 from sid_ft.data.sampling import Patch
+from sid_ft.data.synthetic import SyntheticNoise
 from sid_ft.errors import SidFtError
 from sid_ft.nets import precision as prec
 from sid_ft.nets.checkpoint_save import make_saver
@@ -19,6 +20,7 @@ from sid_ft.nets.g_add.config import GAddConfig
 from sid_ft.nets.unet import CAMERAS
 from sid_ft.training.modes import TrainingMode, mode_named
 from sid_ft.training.options import in_scopes
+from sid_ft.training.synthesis import add_synthesis, synthesis_feed
 
 __all__ = ["TrainGraph", "build_train_graph", "feed_for", "learning_rate", "select_trainable"]
 
@@ -92,6 +94,7 @@ def build_train_graph(
     keep: int = 5,
     precision: prec.Precision | None = None,
     lr_warmup_steps: int = 0,
+    synthesis: SyntheticNoise | None = None,
 ) -> TrainGraph:
     """Build the training graph for ``mode`` ('full', 'inside', 'frozen' or 'cached') in a new ``tf.Graph``.
 
@@ -101,14 +104,20 @@ def build_train_graph(
     ``precision`` (None: fp32): the arithmetic of the networks (:func:`sid_ft.nets.precision.compute_scope`:
     variables and Adam state stay float32); the loss is float32; fp16 scales it
     (:func:`sid_ft.nets.precision.loss_scaled`).
+    ``synthesis`` (None: real pairs only): the noise of synthetic patches, built in the graph before the
+    network (:func:`sid_ft.training.synthesis.add_synthesis`); not with the 'cached' mode.
     """
     tf = tf1()
     mode = mode_named(mode)
     mode.check_design(g_add)
+    if synthesis is not None and mode.for_synthetic() is not mode:
+        raise ValueError(f"training mode {mode.name!r} cannot train on synthetic patches; use {mode.for_synthetic()!r}")
     graph = tf.Graph()
     with graph.as_default():
         global_step = tf.train.get_or_create_global_step()
         inputs = _placeholders(camera)
+        if synthesis is not None:
+            add_synthesis(inputs, synthesis)
         built = mode.build(inputs, camera, g_add, precision)
         loss = tf.reduce_mean(tf.abs(built.output - built.target), name="l1_loss")
         lr_t = learning_rate(global_step, lr, lr_decay_step, lr_decay_factor, lr_warmup_steps)
@@ -124,10 +133,13 @@ def build_train_graph(
 def feed_for(tg: TrainGraph, patch: Patch | Sequence[Patch], ratio: float | None = None) -> dict:
     """The feed dict of one step from a :class:`sid_ft.data.sampling.Patch` or a batch (a list of them).
 
-    Each patch is amplified by ``ratio`` when given, else by its own ``ratio``.
+    Each patch is amplified by ``ratio`` when given, else by its own ``ratio``; synthetic patches get their
+    noise in the graph (:func:`sid_ft.training.synthesis.synthesis_feed`).
     """
     batch = [patch] if isinstance(patch, Patch) else list(patch)
     ratios = [p.ratio if ratio is None else ratio for p in batch]
     feed = {tg.inputs["flags"]: np.stack([p.flags for p in batch]), tg.inputs["gt"]: np.stack([p.gt for p in batch])}
     feed.update(tg.mode.feed(tg.inputs, batch, ratios))
+    if "synthetic" in tg.inputs:
+        feed.update(synthesis_feed(tg.inputs, batch))
     return feed

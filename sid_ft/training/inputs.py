@@ -1,7 +1,9 @@
 """A run's training pairs: collected, checked against the cache budget, decoded, and the camera they need.
 
 Pairs come from ``--dataset-dir`` (SID's layout) and/or ``--train-list`` (SID's list
-format); problems with single files are reported and skipped.  Before anything is
+format); problems with single files are reported and skipped.  Synthetic pairs come from
+``--clean-dir`` with ``--dark-frames`` and/or ``--noise-profile``
+(:func:`sid_ft.data.synthetic_data.prepare_synthetic_data`), with or without real pairs.  Before anything is
 decoded, :mod:`sid_ft.training.cachesize` checks that the caches fit on disk (else the
 run stops, or trains without the feature cache).
 """
@@ -13,6 +15,7 @@ from typing import Callable, Sequence
 
 from sid_ft.data.pairs import Pair, find_pairs, read_pair_list
 from sid_ft.data.sampling import CachedPair, DecodeCache
+from sid_ft.data.synthetic_data import SyntheticData, prepare_synthetic_data
 from sid_ft.errors import SidFtError
 from sid_ft.nets.unet import CAMERAS
 from sid_ft.training import cachesize
@@ -27,9 +30,11 @@ __all__ = ["TrainingPairs", "collect_pairs", "load_training_pairs", "resolve_cam
 class TrainingPairs:
     """The decoded pairs a run trains on."""
 
-    loaded: list[CachedPair]  # packed short exposure, ground truth and ratio per usable pair
+    loaded: list[CachedPair]  # packed short exposure, ground truth and ratio per usable pair (may be none
+    # with synthetic pairs)
     skipped: list[str]  # one line per pair left out, and why
     camera: str  # 'sony' or 'fuji': the network variant the files need
+    synthetic: SyntheticData | None = None  # the clean photos and noise of synthetic patches (--clean-dir)
 
 
 def collect_pairs(opts: TrainOptions, report: Callable[[str], None]) -> tuple[list[Pair], list[str]]:
@@ -65,13 +70,37 @@ def resolve_camera(loaded: Sequence[CachedPair], forced: str | None, model_camer
     return data_camera
 
 
+def _synthetic_camera(synthetic: SyntheticData, forced: str | None, model_camera: str | None,
+                      model_path: str | None) -> str:
+    """'sony' (synthetic pairs are Bayer), checked against ``--camera`` and the model."""
+    first = synthetic.photos[0].path
+    if forced and forced != "sony":
+        raise SidFtError(first, f"--camera {forced} but clean photos are Bayer (sony, 4 channels)")
+    if model_camera and model_camera != "sony":
+        raise SidFtError(model_path, f"a {model_camera} checkpoint cannot fine-tune on Bayer clean photos "
+                                     f"(e.g. {first}); use the Sony model")
+    return "sony"
+
+
+def _synthetic_data(opts: TrainOptions, cache_dir: Path, report: Callable[[str], None]) -> SyntheticData:
+    """The clean photos and noise of ``--clean-dir`` (K measured on the pairs of ``--dataset-dir`` if any)."""
+    return prepare_synthetic_data(opts.clean_dir, DecodeCache(cache_dir), report, dark_frames=opts.dark_frames,
+                                  noise_profile=opts.noise_profile, gain=opts.gain, pairs_dir=opts.dataset_dir,
+                                  ratios=opts.ratios, share=opts.synthetic_share if opts.has_pairs else 1.0)
+
+
 def load_training_pairs(opts: TrainOptions, mode: TrainingMode, cache_dir: Path, start: ModelStart,
                         report: Callable[[str], None]) -> tuple[TrainingPairs, TrainingMode]:
-    """Collect and decode the pairs (through the decode cache in ``cache_dir``).
+    """Collect and decode the pairs (through the decode cache in ``cache_dir``), and the synthetic pairs'
+    clean photos and noise (``--clean-dir``).
 
     Returns them and the training mode: ``mode``, or the same without the feature cache when that
     does not fit on disk.
     """
+    if not opts.has_pairs and opts.clean_dir:
+        synthetic = _synthetic_data(opts, cache_dir, report)
+        return TrainingPairs([], [], _synthetic_camera(synthetic, opts.camera, start.camera, start.checkpoint),
+                             synthetic), mode
     pairs, skipped = collect_pairs(opts, report)
     # before anything is decoded or written: do the caches fit? (else stop, or train without the feature cache)
     estimate = cachesize.estimate_caches(pairs, cache_dir, mode.caches_features, opts.feature_dtype, opts.ratio_cap)
@@ -84,4 +113,8 @@ def load_training_pairs(opts: TrainOptions, mode: TrainingMode, cache_dir: Path,
 
     loaded = DecodeCache(cache_dir).load_pairs(pairs, opts.ratio_cap, on_error=on_error)
     camera = resolve_camera(loaded, opts.camera, start.camera, start.checkpoint)
-    return TrainingPairs(loaded, skipped, camera), mode
+    synthetic = _synthetic_data(opts, cache_dir, report) if opts.clean_dir else None
+    if synthetic is not None and camera != "sony":
+        raise SidFtError(synthetic.photos[0].path, f"clean photos are Bayer (sony) but the real pairs pack as "
+                                                   f"{camera}: train one sensor at a time")
+    return TrainingPairs(loaded, skipped, camera, synthetic), mode

@@ -7,7 +7,7 @@ the long exposure, Adam at 1e-4 and ten times lower for the second half.
 
 :func:`train` reads as its steps: check the options (:mod:`~sid_ft.training.options`),
 find the weights to start from (:mod:`~sid_ft.training.start`), choose the training mode
-(:mod:`~sid_ft.training.modes`), load the pairs (:mod:`~sid_ft.training.inputs`), plan the
+(:mod:`~sid_ft.training.modes`), load the pairs, real and synthetic (:mod:`~sid_ft.training.inputs`), plan the
 schedule (:mod:`~sid_ft.training.schedule`), record ``config.json``, build the graph
 (:mod:`~sid_ft.training.graph`), restore, train, save.  Every run writes ``config.json``
 (its resolved options, the mode, the pairs, versions) and ``metrics.jsonl`` to its train dir.
@@ -29,6 +29,7 @@ import numpy as np
 from sid_ft import __version__
 from sid_ft._tf import tf1
 from sid_ft.data.sampling import BackgroundLoader, PatchSampler
+from sid_ft.data.synthetic import SyntheticSampler
 from sid_ft.errors import SidFtError
 from sid_ft.io import atomic
 from sid_ft.nets import precision as prec
@@ -37,11 +38,11 @@ from sid_ft.nets.g_add.config import GAddConfig
 from sid_ft.nets.unet import CAMERAS
 from sid_ft.runtime import lock as runlock
 from sid_ft.runtime import preempt
-from sid_ft.training.gradient_init import GRADIENT_INIT_PATCHES, init_down_from_gradient
 from sid_ft.training.graph import TrainGraph, build_train_graph, feed_for
 from sid_ft.training.inputs import TrainingPairs, load_training_pairs
 from sid_ft.training.modes import TrainingMode, training_mode
 from sid_ft.training.options import TrainOptions
+from sid_ft.training.patches import patch_name, preview_source, training_sampler
 from sid_ft.training.schedule import Schedule, plan_schedule, previous_config
 from sid_ft.training.start import ModelStart, model_start, restore_start
 from sid_ft.training.summaries import sample_images, tb_scalars
@@ -93,26 +94,41 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
     train_dir.mkdir(parents=True, exist_ok=True)
     scopes = opts.scopes_to_train()
     start = model_start(opts, train_dir, scopes, report)
-    mode = training_mode(scopes, opts.feature_cache, start.g_add)
+    mode = _with_synthetic(training_mode(scopes, opts.feature_cache, start.g_add), opts, report)
     precision = prec.resolve(opts.precision)
     if precision.requested != "fp32":
         report(f"precision {precision.name}: {precision.reason}")
     cache_dir = Path(opts.cache_dir) if opts.cache_dir else train_dir / "cache"
     pairs, mode = load_training_pairs(opts, mode, cache_dir, start, report)
-    schedule = plan_schedule(opts, mode, pairs.loaded, previous_config(train_dir) if start.latest else None, report)
+    clean = [p.path for p in pairs.synthetic.photos] if pairs.synthetic else []
+    schedule = plan_schedule(opts, mode, pairs.loaded, previous_config(train_dir) if start.latest else None, report,
+                             clean=clean)
     _write_config(train_dir, opts, mode, precision, start, pairs, schedule)
     tg = build_train_graph(pairs.camera, start.g_add, mode, scopes, schedule.lr, schedule.decay_step,
-                           opts.lr_decay_factor, opts.keep, precision=precision, lr_warmup_steps=schedule.warmup)
+                           opts.lr_decay_factor, opts.keep, precision=precision, lr_warmup_steps=schedule.warmup,
+                           synthesis=pairs.synthetic.noise if pairs.synthetic else None)
     tf = tf1()
     session_config = tf.ConfigProto()
     session_config.gpu_options.allow_growth = True
     with tg.graph.as_default(), tf.Session(graph=tg.graph, config=session_config) as sess:
         first_step = restore_start(sess, tg, opts, start, report)
-        sampler = _patch_sampler(sess, tg, opts, start, pairs, cache_dir, schedule.batch_size, first_step, report)
+        sampler = training_sampler(sess, tg, opts, start, pairs, cache_dir, schedule.batch_size, first_step, report)
         run = _Run(sess, tg, train_dir, sampler, pairs, start)
         _train_steps(run, opts, first_step, schedule.total_steps, stop, report)
     return TrainResult(str(run.last_saved), run.step, run.last_loss, mode.name, bool(start.latest), pairs.skipped,
                        stop.signal_name if run.step < schedule.total_steps else None)
+
+
+def _with_synthetic(mode: TrainingMode, opts: TrainOptions, report: Callable[[str], None]) -> TrainingMode:
+    """The mode for synthetic patches (``--clean-dir``): 'cached' runs as 'frozen', and says so."""
+    if not opts.clean_dir:
+        return mode
+    synthetic = mode.for_synthetic()
+    if synthetic is not mode:
+        report(f"training mode {mode.name!r} cannot cache the frozen network's features of synthetic patches "
+               f"(their noise is drawn afresh every step): it runs as {synthetic.name!r}, the frozen network "
+               "on every patch")
+    return synthetic
 
 
 def _versions() -> dict:
@@ -144,6 +160,7 @@ def _write_config(train_dir: Path, opts: TrainOptions, mode: TrainingMode, preci
         "lr_decay_step": schedule.decay_step,
         "lr_warmup_steps": schedule.warmup,
         "pairs": [dataclasses.asdict(cp.pair) | {"ratio": cp.ratio} for cp in pairs.loaded],
+        "synthetic": pairs.synthetic.config() if pairs.synthetic else None,
         "skipped": pairs.skipped,
         "resumed_from": start.latest,
         "pretrained": start.pretrained,
@@ -153,30 +170,13 @@ def _write_config(train_dir: Path, opts: TrainOptions, mode: TrainingMode, preci
     atomic.write_text(train_dir / "config.json", json.dumps(config, indent=2, default=str))
 
 
-def _patch_sampler(sess, tg: TrainGraph, opts: TrainOptions, start: ModelStart, pairs: TrainingPairs,
-                   cache_dir: Path, batch_size: int, first_step: int, report: Callable[[str], None]) -> PatchSampler:
-    """The training patches from the mode's sources (e.g. cached features); the gradient init of the
-    ``down`` kernels (fresh runs of the inside mode) on patches of their own."""
-    sources = tg.mode.training_sources(sess, tg, pairs.loaded, cache_dir, opts, start.g_add)
-    gts, ratios = [cp.gt for cp in pairs.loaded], [cp.ratio for cp in pairs.loaded]
-    sampler = PatchSampler(sources, gts, ratios, opts.patch_size, seed=opts.seed, first_step=first_step,
-                           names=[cp.pair.short_path for cp in pairs.loaded], batch_size=batch_size)
-    if (tg.mode.down_init_from_gradient and opts.g_add_down_init == "gradient" and not start.latest
-            and start.g_add.rank):
-        init_sampler = PatchSampler(sources, gts, ratios, opts.patch_size, seed=opts.seed + 7919,
-                                    batch_size=batch_size)
-        n = init_down_from_gradient(sess, tg, pairs.camera, start.g_add, init_sampler)
-        report(f"g_add down kernels of {n} convolutions set from the loss gradient on "
-               f"{GRADIENT_INIT_PATCHES} training patches")
-    return sampler
-
-
 class _Run:
     """A run in its session: the step it is at, its last loss and checkpoint, and how it saves."""
 
-    def __init__(self, sess, tg: TrainGraph, train_dir: Path, sampler: PatchSampler, pairs: TrainingPairs,
-                 start: ModelStart):
+    def __init__(self, sess, tg: TrainGraph, train_dir: Path, sampler: PatchSampler | SyntheticSampler,
+                 pairs: TrainingPairs, start: ModelStart):
         self.sess, self.tg, self.train_dir, self.sampler, self.pairs = sess, tg, train_dir, sampler, pairs
+        self.preview = preview_source(sess, tg, sampler)  # before the first step: the same crop at every save
         self.spec_info = {"camera": pairs.camera, "g_add": _design_dict(start.g_add)}
         self.writer = tf1().summary.FileWriter(str(train_dir))
         self.step = 0
@@ -190,7 +190,7 @@ class _Run:
                                                   f"stopped without saving them, the last good checkpoint is kept: "
                                                   f"{self.last_saved}")
         path = save_checkpoint(self.sess, self.tg.saver, str(self.train_dir), step, self.spec_info)
-        sample_images(self.sess, self.tg, self.sampler, CAMERAS[self.pairs.camera].scale, self.writer,
+        sample_images(self.sess, self.tg, self.preview, CAMERAS[self.pairs.camera].scale, self.writer,
                       self.train_dir, step)
         self.writer.flush()
         return path
@@ -209,7 +209,7 @@ def _one_step(run: _Run, loader: BackgroundLoader, metrics, opts: TrainOptions, 
     run.step += 1  # minimize() adds one to global_step per run
     t2 = time.perf_counter()
     if not math.isfinite(loss):
-        names = sorted({run.pairs.loaded[p.index].pair.short_path for p in batch})
+        names = sorted({patch_name(run.pairs, p) for p in batch})
         raise SidFtError(str(run.train_dir), f"loss became {loss} at step {run.step} (pairs {names}); "
                                              f"training stopped, the last good checkpoint is kept: {run.last_saved}")
     run.last_loss = float(loss)

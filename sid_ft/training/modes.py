@@ -17,6 +17,12 @@ Chosen by :func:`training_mode` from ``--trainable-scopes`` and the g_add design
   crops of them.  The flips are the same as in ``frozen``, so both compute the same
   update from the same patch.
 
+With synthetic patches (``--clean-dir``, :mod:`sid_ft.training.synthesis`) the network's input is
+built in the graph (``inputs['network_input']``: noise on clean crops, or the fed real input per
+patch): ``full``, ``inside`` and ``frozen`` run their network on it.  ``cached`` cannot: the
+features of noise drawn afresh every step cannot be cached, so :meth:`TrainingMode.for_synthetic`
+makes it ``frozen``.
+
 In the two head modes the flips act in the packed domain: the ground truth's
 ``scale x scale`` blocks move with the packed pixel that predicts them
 (:func:`sid_ft.training.augment.augment_blocks`), so each output block keeps its own features.
@@ -42,7 +48,7 @@ from sid_ft.training.augment import augment, augment_blocks
 from sid_ft.training.features import base_fingerprint, cached_features
 from sid_ft.training.options import DEFAULT_LR, DEFAULT_STEPS, TrainOptions
 
-__all__ = ["MODES", "ModeGraph", "TrainingMode", "mode_named", "training_mode"]
+__all__ = ["MODES", "ModeGraph", "TrainingMode", "mode_named", "network_input", "training_mode"]
 
 
 class ModeGraph(NamedTuple):
@@ -55,10 +61,16 @@ class ModeGraph(NamedTuple):
 
 def _stack(batch: Sequence[Patch], k: int, ratios: Sequence[float] | None = None) -> np.ndarray:
     """``(N, p, p, c)``: array ``k`` of each patch; amplified by its ratio and clipped at 1 when ``ratios`` are
-    given."""
+    given.  Synthetic patches give zeros (the graph builds their input)."""
     if ratios is None:
         return np.stack([p.packed[k] for p in batch])
-    return np.stack([np.minimum(p.packed[k] * r, 1.0) for p, r in zip(batch, ratios)])
+    return np.stack([np.zeros_like(p.packed[k]) if p.synthetic is not None else np.minimum(p.packed[k] * r, 1.0)
+                     for p, r in zip(batch, ratios)])
+
+
+def network_input(inputs: dict):
+    """What the network runs on: the synthesised-or-real input when the graph synthesises, else ``image``."""
+    return inputs.get("network_input", inputs["image"])
 
 
 class TrainingMode:
@@ -105,6 +117,10 @@ class TrainingMode:
         """The mode to use when the feature cache does not fit on disk."""
         return self
 
+    def for_synthetic(self) -> "TrainingMode":
+        """The mode to use with synthetic patches, whose input the graph builds anew every step."""
+        return self
+
 
 class _WholeNetwork(TrainingMode):
     """The whole network runs forward and backward on each patch."""
@@ -112,7 +128,7 @@ class _WholeNetwork(TrainingMode):
     def build(self, inputs: dict, camera: str, g_add: GAddConfig | None, precision) -> ModeGraph:
         flags = inputs["flags"]
         with prec.compute_scope(precision):
-            output, _ = sid_network(prec.to_compute(augment(inputs["image"], flags), precision), camera=camera,
+            output, _ = sid_network(prec.to_compute(augment(network_input(inputs), flags), precision), camera=camera,
                                     g_add=g_add)
         return ModeGraph(prec.to_float32(output), augment(inputs["gt"], flags), None)
 
@@ -151,7 +167,7 @@ class _HeadOnly(TrainingMode):
     def build(self, inputs: dict, camera: str, g_add: GAddConfig | None, precision) -> ModeGraph:
         base_precision = None if self.base_in_float32 else precision
         with prec.compute_scope(base_precision):
-            _, base_ep = sid_unet(prec.to_compute(inputs["image"], base_precision), camera=camera)
+            _, base_ep = sid_unet(prec.to_compute(network_input(inputs), base_precision), camera=camera)
         base_features = tuple(prec.to_float32(base_ep[k]) for k in ("g_conv9_2", "g_conv10"))
         features, logits, packed = self.head_inputs(inputs, base_features, camera, g_add)
         flags = inputs["flags"]
@@ -169,7 +185,7 @@ class Frozen(_HeadOnly):
 
     def head_inputs(self, inputs: dict, base_features: tuple, camera: str, g_add: GAddConfig) -> tuple:
         features, logits = (tf1().stop_gradient(t) for t in base_features)
-        return features, logits, inputs["image"]
+        return features, logits, network_input(inputs)
 
     def feed(self, inputs: dict, batch: Sequence[Patch], ratios: Sequence[float]) -> dict:
         return {inputs["image"]: _stack(batch, 0, ratios)}
@@ -212,6 +228,10 @@ class Cached(_HeadOnly):
         return sources
 
     def without_feature_cache(self) -> TrainingMode:
+        return MODES["frozen"]
+
+    def for_synthetic(self) -> TrainingMode:
+        """'frozen': noise drawn afresh every step has no features to cache."""
         return MODES["frozen"]
 
 

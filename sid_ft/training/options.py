@@ -13,7 +13,8 @@ from typing import Sequence
 from sid_ft.errors import SidFtError
 from sid_ft.nets.g_add.config import GAddConfig  # no TensorFlow
 
-__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "DOWN_INITS", "TrainOptions", "in_scopes", "parse_scopes"]
+__all__ = ["DEFAULT_LR", "DEFAULT_RATIOS", "DEFAULT_STEPS", "DEFAULT_SYNTHETIC_SHARE", "DOWN_INITS", "TrainOptions",
+           "in_scopes", "parse_scopes"]
 
 DEFAULT_LR = {"full": 1e-4, "inside": 1e-3, "frozen": 1e-3, "cached": 1e-3}
 """Default ``--lr`` per training mode (:mod:`sid_ft.training.modes`): SID's 1e-4 for every layer; the rate
@@ -22,6 +23,15 @@ the quality benchmark found best for the g_add layers (benchmarks/bench_quality.
 DEFAULT_STEPS = {"full": 4000, "inside": 1500, "frozen": 1500, "cached": 1500}
 """Default ``--steps`` per training mode: a few thousand for every layer; for the g_add layers about
 LED's 1.5k iterations, which suits a handful of pairs."""
+
+DEFAULT_RATIOS = (100.0, 250.0, 300.0)
+"""``--ratios``: the exposure ratios of synthetic patches, SID's (its Sony set's x100, x250, x300)."""
+
+DEFAULT_SYNTHETIC_SHARE = 0.5
+"""``--synthetic-share``: the fraction of patches that are synthetic when real pairs are given too.  Half:
+the real pairs carry what no noise model has (the sensor's own noise at its own levels) in every other
+patch, while the synthetic half adds the scenes and ratios that a few pairs lack and cannot be
+overfitted (fresh noise every step).  An even split, not a tuned value."""
 
 DOWN_INITS = ("xavier", "gradient")
 """How the rank-r ``down`` kernels of the g_add additions start (``--g-add-down-init``)."""
@@ -70,6 +80,15 @@ class TrainOptions:
     precision: str = "fp32"  # 'auto' | 'fp32' | 'bf16' | 'fp16' (sid_ft.nets.precision.resolve)
     progress: bool = True
     force_unlock: bool = False  # take the train dir's lock even if another run seems to hold it
+    clean_dir: str | None = None  # clean RAW photos of the camera: synthetic pairs (sid_ft.data.synthetic)
+    dark_frames: str | None = None  # lens-capped frames at the ISO to adapt to: 'sampled' noise, and calibration
+    noise_profile: str | None = None  # scripts/calibrate.py's noise.json: without dark frames, 'parametric' noise
+    gain: float | None = None  # K, DN per electron, when neither the profile nor real pairs give it
+    ratios: tuple[float, ...] = DEFAULT_RATIOS  # exposure ratios of the synthetic patches
+    synthetic_share: float = DEFAULT_SYNTHETIC_SHARE  # fraction of synthetic patches when real pairs are given too
+
+    def __post_init__(self) -> None:
+        self.ratios = tuple(float(r) for r in self.ratios)  # a list from the command line or config.json
 
     def scopes_to_train(self) -> list[str]:
         """``trainable_scopes`` as a list; ``['all']`` for every model variable."""
@@ -92,9 +111,35 @@ class TrainOptions:
             raise SidFtError(None, f"--lr-warmup-steps {self.lr_warmup_steps}: must be 0 (none) or more")
         if self.g_add_down_init not in DOWN_INITS:
             raise SidFtError(None, f"--g-add-down-init {self.g_add_down_init!r}: choose xavier or gradient")
+        self._check_synthetic()
         if self.from_scratch and self.scopes_to_train() != ["all"]:
             raise SidFtError(None, "--from-scratch trains every layer of plain SID from random weights: it needs "
                                    "--trainable-scopes all (training some layers on a random base makes no sense)")
+
+    def _check_synthetic(self) -> None:
+        """SidFtError for synthetic-pair options that cannot work together."""
+        if self.clean_dir is None:
+            given = [f for f, v in (("--dark-frames", self.dark_frames), ("--noise-profile", self.noise_profile),
+                                    ("--gain", self.gain)) if v is not None]
+            if given:
+                raise SidFtError(None, f"{', '.join(given)} give(s) the noise of synthetic pairs: add --clean-dir "
+                                       "DIR with clean photos of the camera")
+            return
+        if self.dark_frames is None and self.noise_profile is None:
+            raise SidFtError(None, "--clean-dir needs the camera's noise: --dark-frames DIR (lens-capped frames at "
+                                   "the ISO you shoot at) and/or --noise-profile noise.json (scripts/calibrate.py)")
+        if not self.ratios or not all(r >= 1.0 for r in self.ratios):
+            raise SidFtError(None, f"--ratios {' '.join(f'{r:g}' for r in self.ratios)}: give one or more "
+                                   "exposure ratios, each at least 1")
+        if not 0.0 <= self.synthetic_share <= 1.0:
+            raise SidFtError(None, f"--synthetic-share {self.synthetic_share:g}: must be between 0 and 1")
+        if self.gain is not None and not self.gain > 0:
+            raise SidFtError(None, f"--gain {self.gain:g}: must be a positive number of DN per electron")
+
+    @property
+    def has_pairs(self) -> bool:
+        """Real pairs are given (``--dataset-dir`` and/or ``--train-list``)."""
+        return bool(self.dataset_dir or self.train_list)
 
 
 def parse_scopes(text: str | Sequence[str] | None) -> list[str]:

@@ -34,12 +34,12 @@ def missing_training_inputs(opts) -> list[str]:
     """What ``opts`` (a :class:`sid_ft.training.options.TrainOptions`) lacks to start, one sentence each;
     [] when nothing.
 
-    * pairs: neither ``dataset_dir`` nor ``train_list``, or one that does not exist;
+    * pairs: neither ``dataset_dir`` nor ``train_list`` nor ``clean_dir`` (synthetic pairs), or one that does not exist;
     * a model to start from: no checkpoint in ``train_dir`` to resume, no ``from_scratch``, and
       no checkpoint at ``pretrained``.
     """
     missing = []
-    if opts.dataset_dir is None and opts.train_list is None:
+    if opts.dataset_dir is None and opts.train_list is None and opts.clean_dir is None:
         missing.append("no pairs given: --dataset-dir DIR (a folder in SID's layout, short/ and long/, files named "
                        "<scene>_<burst>_<seconds>s.<ext>) or --train-list FILE (a SID pair list); with none yet, "
                        "scripts/make_pairs.py makes them from your own clean exposures")

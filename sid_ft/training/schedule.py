@@ -7,6 +7,7 @@ resume neither changes the batch, ends early nor moves the decay.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -61,11 +62,12 @@ def resolve_warmup(requested: int | None, previous: dict | None) -> int:
 
 def run_length(opts: TrainOptions, loaded: Sequence[CachedPair], previous: dict | None,
                report: Callable[[str], None], batch_size: int = 1,
-               default_steps: int = DEFAULT_STEPS["full"]) -> tuple[int, int]:
+               default_steps: int = DEFAULT_STEPS["full"], clean: Sequence[str] = ()) -> tuple[int, int]:
     """(total steps, learning-rate decay step) of the run.
 
     ``--epochs E`` counts as SID's train_Sony does, one patch per scene per epoch: E x the distinct
-    long exposures among the usable pairs, divided by the patches per step (rounded up).  A resumed
+    long exposures among the usable pairs (and the ``clean`` photos of synthetic pairs, a file that is
+    both counted once), divided by the patches per step (rounded up).  A resumed
     run with the same ``--epochs`` keeps the length and decay step its ``config.json`` recorded, even
     if the usable pairs changed since, so that a resume neither ends early nor moves the decay.  The
     decay step defaults to half the total.
@@ -73,7 +75,8 @@ def run_length(opts: TrainOptions, loaded: Sequence[CachedPair], previous: dict 
     if opts.epochs is None:
         total = int(default_steps if opts.steps is None else opts.steps)
     else:
-        scenes = len({cp.pair.long_path for cp in loaded})
+        longs = {cp.pair.long_path for cp in loaded}
+        scenes = len(longs) if not clean else len({os.path.realpath(p) for p in [*longs, *clean]})
         total = -(-opts.epochs * scenes // batch_size)
         before = previous or {}
         if before.get("options", {}).get("epochs") == opts.epochs and isinstance(before.get("steps"), int):
@@ -90,10 +93,12 @@ def run_length(opts: TrainOptions, loaded: Sequence[CachedPair], previous: dict 
 
 
 def plan_schedule(opts: TrainOptions, mode: TrainingMode, loaded: Sequence[CachedPair], previous: dict | None,
-                  report: Callable[[str], None]) -> Schedule:
-    """The run's schedule from the options, the mode's defaults and the resumed run's ``config.json``."""
+                  report: Callable[[str], None], clean: Sequence[str] = ()) -> Schedule:
+    """The run's schedule from the options, the mode's defaults and the resumed run's ``config.json``
+    (``clean``: the clean photos of synthetic pairs, scenes for ``--epochs``)."""
     lr = mode.default_lr if opts.lr is None else float(opts.lr)
     batch_size = resolve_batch_size(opts.batch_size, previous, report)
     warmup = resolve_warmup(opts.lr_warmup_steps, previous)
-    total, decay = run_length(opts, loaded, previous, report, batch_size, default_steps=mode.default_steps)
+    total, decay = run_length(opts, loaded, previous, report, batch_size, default_steps=mode.default_steps,
+                              clean=clean)
     return Schedule(lr, batch_size, warmup, total, decay)
