@@ -241,6 +241,7 @@ def test_clean_dir_with_dark_frames_trains_and_records_config(inputs, pretrained
     assert (tmp_path / "run" / "samples" / "step_0000004.png").is_file()
 
 
+@pytest.mark.slow
 def test_resume_is_exact(inputs, pretrained, tmp_path):
     """8 steps straight == 4 steps, then a resume to 8: the patches and the noise of step i depend on --seed and i."""
     def run(train_dir: Path, steps: int):
@@ -277,6 +278,7 @@ def test_real_and_synthetic_patches_mix_at_the_share(inputs):
     np.testing.assert_array_equal(again.sample()[0].packed[0], patches[37 * 4].packed[0])
 
 
+@pytest.mark.slow
 def test_two_real_pairs_measure_k_and_mix_with_synthetic_patches_inside(inputs, pretrained, tmp_path):
     """Real pairs + clean photos + darks, additions inside the network: K from the pairs, both kinds trained."""
     messages: list[str] = []
