@@ -129,3 +129,20 @@ def test_options_and_parsers_import_without_tensorflow(module):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=PACKAGE.parent)
     assert done.returncode == 0, f"importing {module} loads {done.stdout.strip() or done.stderr[-400:]}"
+
+
+def test_public_api_names_the_objects_where_they_live():
+    import sid_ft
+    from sid_ft.inference.options import InferOptions
+    from sid_ft.nets.g_add.config import GAddConfig
+    from sid_ft.training.options import TrainOptions
+
+    assert sid_ft.TrainOptions is TrainOptions and sid_ft.InferOptions is InferOptions
+    assert sid_ft.GAddConfig is GAddConfig
+    assert callable(sid_ft.train) and sid_ft.train.__module__ == "sid_ft.training.loop"
+    assert callable(sid_ft.run_inference) and sid_ft.run_inference.__module__ == "sid_ft.inference.run"
+    assert sid_ft.Predictor.__module__ == "sid_ft.inference.predictor"
+    assert set(sid_ft.__all__) >= {"train", "TrainOptions", "run_inference", "InferOptions", "Predictor",
+                                   "GAddConfig", "SidFtError"}
+    with pytest.raises(AttributeError):
+        sid_ft.no_such_name  # noqa: B018
