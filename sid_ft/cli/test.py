@@ -30,6 +30,10 @@ examples:
   # --compare adds results/<stem>_compare.jpg: short x ratio | output, side by side
   python scripts/test.py --checkpoint checkpoints/mycam --out-dir results shots/ --target-exposure 10 --compare
 
+  # a train dir that scored held-out pairs (train_finetune.py --val-pairs) runs its best checkpoint,
+  # TRAIN_DIR/best/; --latest runs its latest checkpoint instead
+  python scripts/test.py --checkpoint checkpoints/mycam --latest --out-dir results photo.ARW --ratio 100
+
   # every pair of a list: the long exposures are the ground truth, ratio min(long/short, 300);
   # writes <stem>_out.png, _gt.png, _scale.png and PSNR/SSIM in results/summary.json
   python scripts/test.py --checkpoint checkpoints/Sony/ --test-list datasets/Sony_test_list.txt --out-dir results
@@ -80,7 +84,10 @@ def _add_inputs(p: argparse.ArgumentParser) -> None:
                    help="RAW files, folders (their RAW files, any case of extension) or glob patterns ('**' recurses)")
     p.add_argument("--checkpoint",
                    help="train dir, checkpoint prefix, or released SID checkpoint folder (e.g. checkpoints/Sony/); "
-                        "required except with --merge-summaries")
+                        "a train dir that scored held-out pairs (--val-pairs) means its best checkpoint "
+                        "(TRAIN_DIR/best/); required except with --merge-summaries")
+    p.add_argument("--latest", action="store_true",
+                   help="with a train dir as --checkpoint: its latest checkpoint, not its best on the held-out pairs")
     p.add_argument("--merge-summaries", metavar="DIR",
                    help="only merge DIR's summary.shard-K-of-N.json files (a finished sharded run) into "
                         "DIR/summary.json and .csv, then exit")
@@ -160,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         from sid_ft.inference.run import run_inference
 
         shard = parse_shard(args.shard) if args.shard else shard_from_env(count=args.shard_count)
+        if args.latest:
+            from sid_ft.nets.checkpoint import resolve_checkpoint
+
+            args.checkpoint = resolve_checkpoint(args.checkpoint, latest=True)
         opts = options_from_args(args, shard)
         if shard is not None:
             print(f"shard {shard[0]}/{shard[1]}", file=sys.stderr)

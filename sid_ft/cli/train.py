@@ -30,15 +30,20 @@ first run: the released SID model goes in checkpoints/Sony/ (four files; checkpo
 get them), your pairs in a SID-layout folder or list; then run the result with scripts/test.py, e.g.
   python scripts/test.py --checkpoint checkpoints/mycam --out-dir results photo.ARW --ratio 100
 
-exit codes: 0 done (global_step reached --steps), 1 error (message on stderr; also: another run holds
---train-dir), 2 bad arguments, 75 stopped by SIGTERM or SIGUSR1 after saving a checkpoint (EX_TEMPFAIL:
-run the same command again to resume), 130 Ctrl-C (a checkpoint is saved too)
+exit codes: 0 done (global_step reached --steps, or --early-stop ended the run), 1 error (message on stderr;
+also: another run holds --train-dir), 2 bad arguments, 75 stopped by SIGTERM or SIGUSR1 after saving a checkpoint
+(EX_TEMPFAIL: run the same command again to resume), 130 Ctrl-C (a checkpoint is saved too)
 
 examples:
   # adapt the released Sony model to your camera: pairs in SID layout
   #   my_pairs/short/00001_00_0.1s.DNG   my_pairs/long/00001_00_10s.DNG  ...
   python scripts/train_finetune.py --dataset-dir my_pairs --pretrained checkpoints/Sony/ \\
       --train-dir checkpoints/mycam --steps 2000 --patch-size 512
+
+  # hold out 2 pairs (whole scenes), score them every 100 steps, keep the best checkpoint in
+  # checkpoints/mycam/best/ (what test.py runs for checkpoints/mycam; --latest for the latest) and stop
+  # after 4 scorings without a better PSNR
+  python scripts/train_finetune.py --dataset-dir my_pairs --train-dir checkpoints/mycam --val-pairs 2 --early-stop 4
 
   # the same from a SID list file, resuming automatically if checkpoints/mycam has a checkpoint
   python scripts/train_finetune.py --train-list my_pairs/train_list.txt --train-dir checkpoints/mycam --steps 4000
@@ -193,6 +198,26 @@ def _add_saving(opt: argparse._ArgumentGroup, d: TrainOptions) -> None:
                      help="g_add only: run the frozen network on every patch instead of caching its features")
 
 
+def _add_validation(val: argparse._ArgumentGroup, d: TrainOptions) -> None:
+    held = val.add_mutually_exclusive_group()
+    held.add_argument("--val-pairs", type=int, default=None, metavar="N",
+                      help="hold out at least N pairs, whole scenes (every pair of a scene goes together), drawn "
+                           "with --seed and recorded in config.json, and score them while training; with fewer "
+                           "than 2 scenes the run says so and trains on all pairs without validation")
+    held.add_argument("--val-list", metavar="FILE",
+                      help="score the pairs of this SID list instead (training pairs of the same scenes are left "
+                           "out of training)")
+    val.add_argument("--val-every", type=int, default=d.val_every, metavar="K",
+                     help="score the held-out pairs every K steps and after the last, on whole images in the "
+                          "run's --precision: PSNR and SSIM to metrics.jsonl (val_psnr, val_ssim) and TensorBoard. "
+                          "The best scoring's weights go to TRAIN_DIR/best/ (best.json: step, PSNR); that is what "
+                          "TRAIN_DIR means to test.py and Predictor (test.py --latest: the latest); training "
+                          "resumes from the latest (default: %(default)s)")
+    val.add_argument("--early-stop", type=int, default=None, metavar="P",
+                     help="stop (exit 0) after P scorings in a row without a better held-out PSNR; a resumed run "
+                          "counts on (default: none, every step runs)")
+
+
 def _add_running(p: argparse.ArgumentParser, model: argparse._ArgumentGroup, opt: argparse._ArgumentGroup,
                  d: TrainOptions) -> None:
     """The options added last (their order is the help's): lock, precision, progress, demo, --config."""
@@ -227,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt = p.add_argument_group("optimisation")
     _add_length_and_rate(opt, d)
     _add_saving(opt, d)
+    _add_validation(p.add_argument_group("held-out pairs (validation while training)"), d)
     _add_running(p, model, opt, d)
     return p
 
@@ -291,6 +317,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.steps is not None or args.epochs is not None:  # a length on the command line replaces the recorded one
         recorded.pop("steps", None)
         recorded.pop("epochs", None)
+    if args.val_pairs is not None or args.val_list is not None:  # so do held-out pairs (one way excludes the other)
+        recorded.pop("val_pairs", None)
+        recorded.pop("val_list", None)
     parser.set_defaults(**recorded)
     return parser.parse_args(argv)
 
@@ -351,5 +380,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stopped by {result.stopped_by} at step {result.global_step}: checkpoint {result.checkpoint}; "
               f"exit {EXIT_PREEMPTED}, run the same command again to resume")
         return EXIT_PREEMPTED
-    print(f"done: step {result.global_step}, checkpoint {result.checkpoint}")
+    if result.stopped_early:
+        print(f"done: stopped early at step {result.global_step} ({result.stopped_early}); best checkpoint "
+              f"{result.best}, latest {result.checkpoint}")
+    elif result.best:
+        print(f"done: step {result.global_step}, checkpoint {result.checkpoint}; best checkpoint {result.best}")
+    else:
+        print(f"done: step {result.global_step}, checkpoint {result.checkpoint}")
     return 0

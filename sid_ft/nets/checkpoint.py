@@ -33,6 +33,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from sid_ft._tf import slim as _slim_module
 from sid_ft._tf import tf1
 from sid_ft.errors import SidFtError
+from sid_ft.nets.best import best_prefix
 from sid_ft.nets.g_add.config import G_ADD_SCOPE, GAddConfig
 from sid_ft.nets.g_add.fold import fold_g_add
 from sid_ft.nets.network import expected_variables
@@ -113,10 +114,12 @@ def _from_folder(path: str) -> str:
     raise SidFtError(path, "no checkpoint found; looked for: " + ", ".join(looked))
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> str:
+def resolve_checkpoint(path: str | os.PathLike, latest: bool = False) -> str:
     """The checkpoint prefix that ``path`` designates.
 
-    ``path`` may be: a folder with a ``checkpoint`` state file (its latest
+    ``path`` may be: a train dir with a best checkpoint (``best/best.json``,
+    :mod:`sid_ft.nets.best`: the best on its held-out pairs; with ``latest``, its
+    latest instead); a folder with a ``checkpoint`` state file (its latest
     checkpoint; a path in it that does not exist, as in the released SID
     folders, is also tried relative to the folder); a folder without state file
     holding exactly one ``*.index``; a prefix (``.../model.ckpt``); or one of the
@@ -126,7 +129,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> str:
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        return _from_folder(path)
+        return (None if latest else best_prefix(path)) or _from_folder(path)
     prefix = re.sub(r"\.(index|meta|data-\d{5}-of-\d{5})$", "", path)
     if checkpoint_exists(prefix):
         return prefix

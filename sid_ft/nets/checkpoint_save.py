@@ -34,6 +34,10 @@ files, ``*_temp`` folders, an unreferenced ``model.ckpt-<step>.*``) are
 harmless; the temporary ones are removed by the next save.  (This protects
 against the process being killed, not against power loss: TensorFlow does
 not fsync its checkpoint files.)
+
+:func:`save_best_checkpoint` keeps a train dir's best checkpoint in ``TRAIN_DIR/best/``
+(:mod:`sid_ft.nets.best`) the same way: a new prefix, written whole, then ``best.json``
+replaced atomically to name it, and only then the older best deleted.
 """
 from __future__ import annotations
 
@@ -47,13 +51,14 @@ from sid_ft._tf import tf1
 from sid_ft.errors import SidFtError
 from sid_ft.nets.checkpoint import STATE_FILE, checkpoint_exists, expected_tensors, first_line
 from sid_ft.io import atomic
+from sid_ft.nets.best import BEST_DIR, write_best_record
 from sid_ft.nets.g_add.config import GAddConfig
 from sid_ft.nets.model_spec import write_model_json
 from sid_ft.nets.verify import DAMAGED_TAG
 
 tf = tf1()
 
-__all__ = ["CHECKPOINT_BASENAME", "forget_checkpoints", "make_saver", "save_checkpoint"]
+__all__ = ["CHECKPOINT_BASENAME", "forget_checkpoints", "make_saver", "save_best_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_BASENAME = "model.ckpt"
 """Checkpoint prefix basename, as in the released SID checkpoints (``model.ckpt-<step>`` when saved by us)."""
@@ -243,3 +248,46 @@ def save_checkpoint(sess, saver, train_dir: str | os.PathLike, global_step: int,
         _undo_failed_save(train_dir, prefix)
         raise SidFtError(train_dir, f"could not save checkpoint {os.path.basename(prefix)} "
                                     f"({first_line(exc)}); the previous checkpoint is kept") from None
+
+
+def _checkpoint_prefix_of(path: str) -> str | None:
+    """The checkpoint prefix a file belongs to (``<prefix>.index`` / ``<prefix>.data-*``); None for others."""
+    match = re.match(r"(.*)\.(index|data-\d{5}-of-\d{5})$", path)
+    return match.group(1) if match else None
+
+
+def _remove_other_checkpoints(folder: str, keep: str) -> None:
+    """Delete the files of every checkpoint in ``folder`` but ``keep`` (after ``best.json`` named ``keep``)."""
+    for path in glob.glob(os.path.join(glob.escape(folder), CHECKPOINT_BASENAME + "-*")):
+        prefix = _checkpoint_prefix_of(path)
+        if prefix is not None and os.path.abspath(prefix) != os.path.abspath(keep):
+            _unlink_quietly(path)
+
+
+def save_best_checkpoint(sess, saver, train_dir: str | os.PathLike, global_step: int,
+                         spec_info: Mapping[str, Any], record: Mapping[str, Any]) -> str:
+    """Save the current weights as ``train_dir``'s best checkpoint, crash-safely; returns its prefix.
+
+    Writes ``TRAIN_DIR/best/model.ckpt-<step>`` (never over an existing prefix) and ``sid_ft.json``
+    beside it, then ``best.json`` (``record`` with ``checkpoint`` and ``step`` added), atomically: the
+    moment the new best counts.  Only then are older checkpoints in ``best/`` deleted.  The state file
+    and ``max_to_keep`` rotation of ``train_dir`` are not touched.  A failed save leaves the previous
+    best as it was (SidFtError).
+    """
+    folder = os.path.join(os.fspath(train_dir), BEST_DIR)
+    camera, g_add, packing, extra = _split_spec_info(spec_info)
+    _check_saver_covers_network(saver, camera, g_add)
+    os.makedirs(folder, exist_ok=True)
+    write_model_json(folder, camera, g_add, packing=packing, extra=extra)
+    _remove_stale_temp_files(folder)
+    prefix = _step_prefix(folder, global_step)
+    try:
+        saver.save(sess, prefix, global_step=None, write_meta_graph=False, write_state=False)
+    except (tf.errors.OpError, ValueError, OSError) as exc:  # e.g. ENOSPC
+        for path in glob.glob(glob.escape(prefix) + ".*"):
+            _unlink_quietly(path)
+        raise SidFtError(folder, f"could not save the best checkpoint {os.path.basename(prefix)} "
+                                 f"({first_line(exc)}); the previous best is kept") from None
+    write_best_record(folder, {**record, "checkpoint": os.path.basename(prefix), "step": int(global_step)})
+    _remove_other_checkpoints(folder, prefix)
+    return prefix

@@ -9,16 +9,18 @@ run stops, or trains without the feature cache).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from sid_ft.data.pairs import Pair, find_pairs, read_pair_list
-from sid_ft.data.sampling import CachedPair, DecodeCache
+from sid_ft.data.sampling import CachedPair, CacheWriteError, DecodeCache
 from sid_ft.data.synthetic_data import SyntheticData, prepare_synthetic_data
 from sid_ft.errors import SidFtError
 from sid_ft.nets.unet import CAMERAS
+from sid_ft.runtime import preempt
 from sid_ft.training import cachesize
+from sid_ft.training.holdout import split_validation
 from sid_ft.training.modes import TrainingMode
 from sid_ft.training.options import TrainOptions
 from sid_ft.training.start import ModelStart
@@ -35,6 +37,7 @@ class TrainingPairs:
     skipped: list[str]  # one line per pair left out, and why
     camera: str  # 'sony' or 'fuji': the network variant the files need
     synthetic: SyntheticData | None = None  # the clean photos and noise of synthetic patches (--clean-dir)
+    validation: list[CachedPair] = field(default_factory=list)  # the held-out pairs scored while training
 
 
 def collect_pairs(opts: TrainOptions, report: Callable[[str], None]) -> tuple[list[Pair], list[str]]:
@@ -89,6 +92,35 @@ def _synthetic_data(opts: TrainOptions, cache_dir: Path, report: Callable[[str],
                                   ratios=opts.ratios, share=opts.synthetic_share if opts.has_pairs else 1.0)
 
 
+def _decode_held_out(cache: DecodeCache, held: Sequence[Pair], ratio_cap: float,
+                     report: Callable[[str], None]) -> list[CachedPair]:
+    """The held-out pairs decoded; one that cannot be read is reported and left out (SidFtError if all are)."""
+    good: list[CachedPair] = []
+    for pair in held:
+        preempt.check()
+        try:
+            good.append(cache.load_pair(pair, ratio_cap))
+        except CacheWriteError:
+            raise
+        except SidFtError as err:
+            report(f"skipped (held-out pair): {err}")
+    if held and not good:
+        raise SidFtError(None, f"none of the {len(held)} held-out pair(s) can be read; see the errors above")
+    return good
+
+
+def _synthetic_only(opts: TrainOptions, mode: TrainingMode, cache_dir: Path, start: ModelStart,
+                    report: Callable[[str], None]) -> tuple[TrainingPairs, TrainingMode]:
+    """Synthetic pairs alone (``--clean-dir`` without real pairs); held-out real pairs only from ``--val-list``."""
+    synthetic = _synthetic_data(opts, cache_dir, report)
+    camera = _synthetic_camera(synthetic, opts.camera, start.camera, start.checkpoint)
+    _, held = split_validation(opts, [], report)
+    validation = _decode_held_out(DecodeCache(cache_dir), held, opts.ratio_cap, report)
+    if validation:
+        resolve_camera(validation, camera, start.camera, start.checkpoint)
+    return TrainingPairs([], [], camera, synthetic, validation), mode
+
+
 def load_training_pairs(opts: TrainOptions, mode: TrainingMode, cache_dir: Path, start: ModelStart,
                         report: Callable[[str], None]) -> tuple[TrainingPairs, TrainingMode]:
     """Collect and decode the pairs (through the decode cache in ``cache_dir``), and the synthetic pairs'
@@ -98,12 +130,12 @@ def load_training_pairs(opts: TrainOptions, mode: TrainingMode, cache_dir: Path,
     does not fit on disk.
     """
     if not opts.has_pairs and opts.clean_dir:
-        synthetic = _synthetic_data(opts, cache_dir, report)
-        return TrainingPairs([], [], _synthetic_camera(synthetic, opts.camera, start.camera, start.checkpoint),
-                             synthetic), mode
+        return _synthetic_only(opts, mode, cache_dir, start, report)
     pairs, skipped = collect_pairs(opts, report)
+    pairs, held = split_validation(opts, pairs, report)
     # before anything is decoded or written: do the caches fit? (else stop, or train without the feature cache)
-    estimate = cachesize.estimate_caches(pairs, cache_dir, mode.caches_features, opts.feature_dtype, opts.ratio_cap)
+    estimate = cachesize.estimate_caches(pairs + held, cache_dir, mode.caches_features, opts.feature_dtype,
+                                         opts.ratio_cap)
     if not cachesize.check_caches(estimate, cache_dir, opts.cache_max_gb, report):
         mode = mode.without_feature_cache()
 
@@ -112,9 +144,10 @@ def load_training_pairs(opts: TrainOptions, mode: TrainingMode, cache_dir: Path,
         report(f"skipped: {err}")
 
     loaded = DecodeCache(cache_dir).load_pairs(pairs, opts.ratio_cap, on_error=on_error)
-    camera = resolve_camera(loaded, opts.camera, start.camera, start.checkpoint)
+    validation = _decode_held_out(DecodeCache(cache_dir), held, opts.ratio_cap, report)
+    camera = resolve_camera(loaded + validation, opts.camera, start.camera, start.checkpoint)
     synthetic = _synthetic_data(opts, cache_dir, report) if opts.clean_dir else None
     if synthetic is not None and camera != "sony":
         raise SidFtError(synthetic.photos[0].path, f"clean photos are Bayer (sony) but the real pairs pack as "
                                                    f"{camera}: train one sensor at a time")
-    return TrainingPairs(loaded, skipped, camera, synthetic), mode
+    return TrainingPairs(loaded, skipped, camera, synthetic, validation), mode

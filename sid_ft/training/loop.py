@@ -11,6 +11,8 @@ find the weights to start from (:mod:`~sid_ft.training.start`), choose the train
 schedule (:mod:`~sid_ft.training.schedule`), record ``config.json``, build the graph
 (:mod:`~sid_ft.training.graph`), restore, train, save.  Every run writes ``config.json``
 (its resolved options, the mode, the pairs, versions) and ``metrics.jsonl`` to its train dir.
+With held-out pairs (``--val-pairs``, ``--val-list``) it scores them as it trains, keeps the best
+checkpoint in ``TRAIN_DIR/best/`` and may stop early (:mod:`~sid_ft.training.validation`).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from sid_ft.data.synthetic import SyntheticSampler
 from sid_ft.errors import SidFtError
 from sid_ft.io import atomic
 from sid_ft.nets import precision as prec
+from sid_ft.nets.best import best_prefix
 from sid_ft.nets.checkpoint_save import save_checkpoint
 from sid_ft.nets.g_add.config import GAddConfig
 from sid_ft.nets.unet import CAMERAS
@@ -46,6 +49,8 @@ from sid_ft.training.patches import patch_name, preview_source, training_sampler
 from sid_ft.training.schedule import Schedule, plan_schedule, previous_config
 from sid_ft.training.start import ModelStart, model_start, restore_start
 from sid_ft.training.summaries import sample_images, tb_scalars
+from sid_ft.training.validation import (ValGraph, Validator, best_so_far, build_validation, note_kept_best,
+                                        set_aside_stale_best)
 
 __all__ = ["TrainResult", "train"]
 
@@ -59,6 +64,8 @@ class TrainResult:
     resumed: bool
     skipped: list[str] = field(default_factory=list)
     stopped_by: str | None = None  # 'SIGTERM' / 'SIGUSR1' when a signal stopped the run before its end
+    stopped_early: str | None = None  # why --early-stop ended the run before its last step
+    best: str | None = None  # the best checkpoint on the held-out pairs (TRAIN_DIR/best/), if there is one
 
 
 def _append_record(train_dir: Path, record: dict) -> None:
@@ -94,6 +101,8 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
     train_dir.mkdir(parents=True, exist_ok=True)
     scopes = opts.scopes_to_train()
     start = model_start(opts, train_dir, scopes, report)
+    if not start.latest:
+        set_aside_stale_best(train_dir, report)
     mode = _with_synthetic(training_mode(scopes, opts.feature_cache, start.g_add), opts, report)
     precision = prec.resolve(opts.precision)
     if precision.requested != "fp32":
@@ -107,6 +116,7 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
     tg = build_train_graph(pairs.camera, start.g_add, mode, scopes, schedule.lr, schedule.decay_step,
                            opts.lr_decay_factor, opts.keep, precision=precision, lr_warmup_steps=schedule.warmup,
                            synthesis=pairs.synthetic.noise if pairs.synthetic else None)
+    vg = build_validation(tg, pairs.camera, start.g_add, precision) if pairs.validation else None
     tf = tf1()
     session_config = tf.ConfigProto()
     session_config.gpu_options.allow_growth = True
@@ -114,9 +124,25 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
         first_step = restore_start(sess, tg, opts, start, report)
         sampler = training_sampler(sess, tg, opts, start, pairs, cache_dir, schedule.batch_size, first_step, report)
         run = _Run(sess, tg, train_dir, sampler, pairs, start)
+        _add_validator(run, vg, opts, first_step, report)
         _train_steps(run, opts, first_step, schedule.total_steps, stop, report)
+    early = run.validator.stopped_early if run.validator else None
     return TrainResult(str(run.last_saved), run.step, run.last_loss, mode.name, bool(start.latest), pairs.skipped,
-                       stop.signal_name if run.step < schedule.total_steps else None)
+                       stop.signal_name if run.step < schedule.total_steps and not early else None, early,
+                       best_prefix(train_dir))
+
+
+def _add_validator(run: "_Run", vg: ValGraph | None, opts: TrainOptions, first_step: int,
+                   report: Callable[[str], None]) -> None:
+    """The run's :class:`~sid_ft.training.validation.Validator` when it has held-out pairs, with the best so far."""
+    if vg is None:
+        if first_step:
+            note_kept_best(run.train_dir, report)
+        return
+    names = [cp.pair.short_path for cp in run.pairs.validation]
+    best = best_so_far(run.train_dir, names, first_step, report)
+    run.validator = Validator(run.sess, run.tg, vg, run.pairs.validation, opts, best, run.spec_info, run.writer,
+                              report)
 
 
 def _with_synthetic(mode: TrainingMode, opts: TrainOptions, report: Callable[[str], None]) -> TrainingMode:
@@ -162,12 +188,22 @@ def _write_config(train_dir: Path, opts: TrainOptions, mode: TrainingMode, preci
         "pairs": [dataclasses.asdict(cp.pair) | {"ratio": cp.ratio} for cp in pairs.loaded],
         "synthetic": pairs.synthetic.config() if pairs.synthetic else None,
         "skipped": pairs.skipped,
+        "validation": _validation_dict(opts, pairs),
         "resumed_from": start.latest,
         "pretrained": start.pretrained,
         "versions": _versions(),
         "command": sys.argv,
     }
     atomic.write_text(train_dir / "config.json", json.dumps(config, indent=2, default=str))
+
+
+def _validation_dict(opts: TrainOptions, pairs: TrainingPairs) -> dict | None:
+    """``config.json``'s ``"validation"``: the held-out pairs and how they are scored; None without any."""
+    if not pairs.validation:
+        return None
+    return {"pairs": [dataclasses.asdict(cp.pair) | {"ratio": cp.ratio} for cp in pairs.validation],
+            "source": f"--val-list {opts.val_list}" if opts.val_list else f"--val-pairs {opts.val_pairs}",
+            "seed": opts.seed, "every": opts.val_every, "early_stop": opts.early_stop}
 
 
 class _Run:
@@ -182,6 +218,7 @@ class _Run:
         self.step = 0
         self.last_loss: float | None = None
         self.last_saved: str | None = start.latest
+        self.validator: Validator | None = None
 
     def save(self, step: int) -> str:
         """Checkpoint ``step`` (only finite weights), with a sample image; returns the checkpoint prefix."""
@@ -221,21 +258,42 @@ def _one_step(run: _Run, loader: BackgroundLoader, metrics, opts: TrainOptions, 
         metrics.write(json.dumps(record) + "\n")
         metrics.flush()
         tb_scalars(run.writer, run.step, {"loss": loss, "learning_rate": lr, "step_time_s": t2 - t1})
+    if run.validator is not None and run.validator.due(run.step, total_steps):
+        run.validator.evaluate(run.step, metrics)
     if run.step % opts.save_every == 0 and run.step < total_steps:
         run.last_saved = run.save(run.step)
 
 
 def _finish(run: _Run, opts: TrainOptions, first_step: int, total_steps: int, stop: preempt.StopRequest,
             report: Callable[[str], None]) -> None:
-    """The final checkpoint; after a signal, a record of the stop in ``metrics.jsonl``."""
-    preempted = stop.requested and run.step < total_steps  # a signal after the last step changes nothing
-    just_saved = preempted and run.step > first_step and run.step % opts.save_every == 0  # by the periodic save
+    """The final checkpoint; after a signal or an early stop, a record of the stop in ``metrics.jsonl``."""
+    early = run.validator.stopped_early if run.validator else None
+    preempted = stop.requested and run.step < total_steps and not early  # a signal after the last step: nothing
+    # the periodic save (every --save-every steps before the last) already wrote this step
+    just_saved = run.step > first_step and run.step % opts.save_every == 0 and run.step < total_steps
     if (run.step > first_step or not run.last_saved) and not just_saved:  # a fresh run always leaves a checkpoint
         run.last_saved = run.save(run.step)
+    if early and run.step > first_step:
+        _record_early_stop(run, total_steps, early, report)
     if preempted:
         _append_record(run.train_dir, preempt.stop_record(run.step, stop, run.last_saved))
         report(f"stopped by {stop.signal_name} at step {run.step} of {total_steps}: saved {run.last_saved}; "
                "run the same command again to resume")
+
+
+def _record_early_stop(run: _Run, total_steps: int, reason: str, report: Callable[[str], None]) -> None:
+    """The ``metrics.jsonl`` record and the message of a run that ``--early-stop`` ended."""
+    best = run.validator.best
+    prefix = best_prefix(run.train_dir)
+    _append_record(run.train_dir, {"step": run.step, "stopped": "early_stop", "reason": reason,
+                                   "best_step": best.step, "best_val_psnr": best.psnr, "checkpoint": run.last_saved,
+                                   "best_checkpoint": prefix})
+    report(f"stopped early at step {run.step} of {total_steps}: {reason}. The best checkpoint, {prefix}, is what "
+           f"{run.train_dir} means to test.py (--latest: {run.last_saved})")
+
+
+def _stopping_early(run: _Run) -> bool:
+    return run.validator is not None and run.validator.stopped_early is not None
 
 
 def _train_steps(run: _Run, opts: TrainOptions, first_step: int, total_steps: int, stop: preempt.StopRequest,
@@ -246,12 +304,16 @@ def _train_steps(run: _Run, opts: TrainOptions, first_step: int, total_steps: in
     run.step = first_step
     if first_step >= total_steps:
         report(f"{run.train_dir} is already at step {first_step} >= {total_steps} steps: nothing to do")
+    elif run.validator is not None and run.validator.exhausted():
+        run.validator.stopped_early = run.validator.stop_reason()
+        report(f"{run.train_dir} stopped early at step {first_step}: {run.validator.stopped_early}; nothing to do "
+               "(a larger --early-stop, or none, trains on)")
     bar = tqdm(total=total_steps, initial=first_step, desc=f"fine-tune ({run.tg.mode.name})", unit="step",
                disable=not opts.progress)
     loader = BackgroundLoader(run.sampler.sample, depth=8)
     try:
         with open(run.train_dir / "metrics.jsonl", "a") as metrics:
-            while run.step < total_steps and not stop.requested:
+            while run.step < total_steps and not stop.requested and not _stopping_early(run):
                 _one_step(run, loader, metrics, opts, total_steps, bar)
         _finish(run, opts, first_step, total_steps, stop, report)
     except KeyboardInterrupt:

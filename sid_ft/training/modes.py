@@ -108,6 +108,12 @@ class TrainingMode:
         """The feed of the mode's own placeholders for ``batch`` (``flags`` and ``gt`` are common)."""
         raise NotImplementedError
 
+    def forward(self, image, camera: str, g_add: GAddConfig | None, precision):
+        """The trained model on ``image`` ((N, h, w, C) amplified packed RAW, any h and w), without flips, in
+        the run's precision, sharing the training graph's variables (built after :meth:`build`): (N, s*h, s*w,
+        3) float32.  What the held-out pairs are scored with (:mod:`sid_ft.training.validation`)."""
+        raise NotImplementedError
+
     def training_sources(self, sess, tg, loaded: Sequence[CachedPair], cache_dir: Path, opts: TrainOptions,
                          g_add: GAddConfig | None) -> list[list[np.ndarray]]:
         """The packed-resolution arrays the patches are cut from, per pair: the short exposure."""
@@ -134,6 +140,11 @@ class _WholeNetwork(TrainingMode):
 
     def feed(self, inputs: dict, batch: Sequence[Patch], ratios: Sequence[float]) -> dict:
         return {inputs["image"]: _stack(batch, 0, ratios)}
+
+    def forward(self, image, camera: str, g_add: GAddConfig | None, precision):
+        with prec.compute_scope(precision):
+            output, _ = sid_network(prec.to_compute(image, precision), camera=camera, g_add=g_add, reuse=True)
+        return prec.to_float32(output)
 
 
 class Full(_WholeNetwork):
@@ -176,6 +187,16 @@ class _HeadOnly(TrainingMode):
                                    g_add, camera=camera, packed=prec.to_compute(augment(packed, flags), precision))
         target = augment_blocks(inputs["gt"], flags, CAMERAS[camera].scale)
         return ModeGraph(prec.to_float32(output), target, base_features)
+
+    def forward(self, image, camera: str, g_add: GAddConfig | None, precision):
+        base_precision = None if self.base_in_float32 else precision
+        with prec.compute_scope(base_precision):
+            _, base_ep = sid_unet(prec.to_compute(image, base_precision), camera=camera, reuse=True)
+        features, logits = (prec.to_compute(prec.to_float32(base_ep[k]), precision) for k in ("g_conv9_2", "g_conv10"))
+        with prec.compute_scope(precision):
+            output, _ = g_add_head(features, logits, g_add, camera=camera, reuse=True,
+                                   packed=prec.to_compute(image, precision))
+        return prec.to_float32(output)
 
 
 class Frozen(_HeadOnly):

@@ -13,8 +13,8 @@ from typing import Sequence
 from sid_ft.errors import SidFtError
 from sid_ft.nets.g_add.config import GAddConfig  # no TensorFlow
 
-__all__ = ["DEFAULT_LR", "DEFAULT_RATIOS", "DEFAULT_STEPS", "DEFAULT_SYNTHETIC_SHARE", "DOWN_INITS", "TrainOptions",
-           "in_scopes", "parse_scopes"]
+__all__ = ["DEFAULT_LR", "DEFAULT_RATIOS", "DEFAULT_STEPS", "DEFAULT_SYNTHETIC_SHARE", "DEFAULT_VAL_EVERY",
+           "DOWN_INITS", "TrainOptions", "in_scopes", "parse_scopes"]
 
 DEFAULT_LR = {"full": 1e-4, "inside": 1e-3, "frozen": 1e-3, "cached": 1e-3}
 """Default ``--lr`` per training mode (:mod:`sid_ft.training.modes`): SID's 1e-4 for every layer; the rate
@@ -32,6 +32,11 @@ DEFAULT_SYNTHETIC_SHARE = 0.5
 the real pairs carry what no noise model has (the sensor's own noise at its own levels) in every other
 patch, while the synthetic half adds the scenes and ratios that a few pairs lack and cannot be
 overfitted (fresh noise every step).  An even split, not a tuned value."""
+
+DEFAULT_VAL_EVERY = 100
+"""``--val-every``: steps between two scorings of the held-out pairs.  About 15 evaluations in a default
+run of the g_add layers (1500 steps), enough for ``--early-stop`` to see a plateau, while one scoring (a
+forward pass over each whole held-out image) costs a few steps' time."""
 
 DOWN_INITS = ("xavier", "gradient")
 """How the rank-r ``down`` kernels of the g_add additions start (``--g-add-down-init``)."""
@@ -86,6 +91,10 @@ class TrainOptions:
     gain: float | None = None  # K, DN per electron, when neither the profile nor real pairs give it
     ratios: tuple[float, ...] = DEFAULT_RATIOS  # exposure ratios of the synthetic patches
     synthetic_share: float = DEFAULT_SYNTHETIC_SHARE  # fraction of synthetic patches when real pairs are given too
+    val_pairs: int | None = None  # hold out N pairs (whole scenes, chosen by --seed) and score them while training
+    val_list: str | None = None  # or score the pairs of this SID list (scenes in it are not trained on)
+    val_every: int = DEFAULT_VAL_EVERY  # steps between two scorings of the held-out pairs
+    early_stop: int | None = None  # stop after P scorings without a better PSNR; None: run every step
 
     def __post_init__(self) -> None:
         self.ratios = tuple(float(r) for r in self.ratios)  # a list from the command line or config.json
@@ -112,6 +121,7 @@ class TrainOptions:
         if self.g_add_down_init not in DOWN_INITS:
             raise SidFtError(None, f"--g-add-down-init {self.g_add_down_init!r}: choose xavier or gradient")
         self._check_synthetic()
+        self._check_validation()
         if self.from_scratch and self.scopes_to_train() != ["all"]:
             raise SidFtError(None, "--from-scratch trains every layer of plain SID from random weights: it needs "
                                    "--trainable-scopes all (training some layers on a random base makes no sense)")
@@ -135,6 +145,25 @@ class TrainOptions:
             raise SidFtError(None, f"--synthetic-share {self.synthetic_share:g}: must be between 0 and 1")
         if self.gain is not None and not self.gain > 0:
             raise SidFtError(None, f"--gain {self.gain:g}: must be a positive number of DN per electron")
+
+    def _check_validation(self) -> None:
+        """SidFtError for held-out-pair options that cannot work together or are out of range."""
+        if self.val_pairs is not None and self.val_list is not None:
+            raise SidFtError(None, "--val-pairs and --val-list both choose the held-out pairs: give one")
+        if self.val_pairs is not None and self.val_pairs < 1:
+            raise SidFtError(None, f"--val-pairs {self.val_pairs}: must be at least 1")
+        if self.val_every < 1:
+            raise SidFtError(None, f"--val-every {self.val_every}: must be at least 1")
+        if self.early_stop is not None and self.early_stop < 1:
+            raise SidFtError(None, f"--early-stop {self.early_stop}: must be at least 1 evaluation")
+        if self.early_stop is not None and not self.validates:
+            raise SidFtError(None, f"--early-stop {self.early_stop} counts evaluations of held-out pairs: add "
+                                   "--val-pairs N or --val-list FILE")
+
+    @property
+    def validates(self) -> bool:
+        """Held-out pairs are asked for (``--val-pairs`` or ``--val-list``)."""
+        return self.val_pairs is not None or self.val_list is not None
 
     @property
     def has_pairs(self) -> bool:

@@ -24,7 +24,7 @@ def _has_checkpoint(path: str | os.PathLike) -> bool:
     from sid_ft.nets.checkpoint import resolve_checkpoint
 
     try:
-        resolve_checkpoint(path)
+        resolve_checkpoint(path, latest=True)  # a train dir resumes from its latest, not its best
     except SidFtError:
         return False
     return True
@@ -47,6 +47,8 @@ def missing_training_inputs(opts) -> list[str]:
         missing.append(f"--dataset-dir {opts.dataset_dir}: folder not found")
     if opts.train_list is not None and not Path(opts.train_list).is_file():
         missing.append(f"--train-list {opts.train_list}: file not found")
+    if getattr(opts, "val_list", None) is not None and not Path(opts.val_list).is_file():
+        missing.append(f"--val-list {opts.val_list}: file not found")
     if not opts.from_scratch and not _has_checkpoint(opts.train_dir) and not _has_checkpoint(opts.pretrained):
         where = Path(opts.pretrained)
         present = [f for f in RELEASED_FILES if (where / f).is_file()] if where.is_dir() else []
