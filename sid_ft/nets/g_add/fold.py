@@ -19,7 +19,9 @@ __all__ = ["fold_g_add"]
 
 def _fold_conv(w: np.ndarray, b: np.ndarray, values: Mapping[str, Any], add: str, rank: int,
                affine: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One conv's effective ``(W, b)``: the same float32 arithmetic, in the same order, as the graph.
+    """One conv's effective ``(W, b)``: for the kernel-delta form the same float32 arithmetic, in the same
+    order, as the graph; for the factored and branch forms (:mod:`sid_ft.nets.g_add.forms`) the same
+    function up to float32 rounding.
 
     w ``[k, k, C_in, C_out]``, b ``[C_out]`` float32; ``add``: the additions' name prefix
     ``g_add/<scope>/``.
