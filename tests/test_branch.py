@@ -141,6 +141,7 @@ def _network_run(config: GAddConfig | None, values: dict, x: np.ndarray, form: s
     return result, {v.op.name: gv for v, gv in zip(model, g)}
 
 
+@pytest.mark.slow
 def test_network_with_the_rule_folds_and_trains_as_the_delta_network():
     values = _network_values(WITH_AFFINE, seed=5)
     x = np.random.default_rng(6).uniform(0, 0.3, (1, 36, 48, 4)).astype(np.float32)
@@ -159,6 +160,7 @@ def test_network_with_the_rule_folds_and_trains_as_the_delta_network():
                                    err_msg=name)
 
 
+@pytest.mark.slow
 def test_untrained_network_gives_the_base_output_bit_for_bit():
     values = _network_values(WITH_AFFINE, seed=8, zero_additions=True)
     x = np.random.default_rng(9).uniform(0, 0.3, (1, 36, 48, 4)).astype(np.float32)

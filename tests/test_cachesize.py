@@ -51,6 +51,7 @@ def test_packed_integers_give_pack_raw_bit_for_bit(tmp_path, cfa, black):
         assert (geometry.h, geometry.w, geometry.channels) == reference.shape
 
 
+@pytest.mark.slow
 def test_estimate_is_the_bytes_written_and_counts_nothing_twice(dataset, pretrained, tmp_path):
     pairs = find_pairs(dataset)
     cache = tmp_path / "run" / "cache"
