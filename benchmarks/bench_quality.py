@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
-"""Quality of g_add fine-tuning designs against all-layer fine-tuning, on two new cameras.
+"""Quality of g_add fine-tuning designs against all-layer fine-tuning, and of training data without
+many pairs, on new cameras.
 
     python benchmarks/bench_quality.py --workdir /tmp/sid_quality --steps 400 --seeds 0,1,2 \\
         --designs rank32,head,affine,rank16 --cases colour,noise
+    python benchmarks/bench_quality.py --workdir /tmp/sid_quality --steps 400 --seeds 0,1,2 --cases outnoise \\
+        --designs rank32 --no-all --data pairs,2pairs,sampled,parametric,2pairs+sampled
 
 From one base model (the released Sony checkpoint in ``<workdir>/checkpoints/Sony`` if
 present, else a plain SID trained from scratch on the demo's source camera for ``--base-steps``
 steps, 10000 by default: four times the demo's short base, so that the base denoises its own
 camera well and a new camera's noise is something to adapt to), per case:
 
-* ``colour`` — the demo's new camera (``sid_ft.demo.NEW_CAMERA``): another CFA phase,
+* ``colour`` — the demo's new camera (``sid_ft.data.demo_cameras.NEW_CAMERA``): another CFA phase,
   black level, colour response and white balance, somewhat more noise;
-* ``noise`` — a camera that differs mostly in its noise (``sid_ft.demo.NOISE_CAMERA``):
-  3x the system gain and read noise, 4x the row noise, another black level and CFA phase.
+* ``noise`` — a camera that differs mostly in its noise (``sid_ft.data.demo_cameras.NOISE_CAMERA``):
+  3x the system gain and read noise, 4x the row noise, another black level and CFA phase;
+* ``outnoise`` — a camera whose noise is partly outside the parametric model
+  (``sid_ft.data.demo_cameras.OUT_CAMERA``): Student-t read noise, column noise, a fixed
+  per-pixel pattern, a corner glow, K 3; 6 training scenes x 3 ratios (18 pairs), 8 dark frames.
 
 Runs, each repeated per seed (patch sampling and TensorFlow's own nondeterminism):
 
@@ -29,11 +35,20 @@ half the steps) except where a flag says otherwise.
 * all @ g_add's time     — every layer, as many steps as fit in the first design's
   training time for N steps (from the two runs' median step times, measured in this run).
 
+``--data`` chooses each g_add run's training data (benchmarks/quality_data.py): ``pairs`` (the
+case's real pairs, the default), ``2pairs``, ``sampled`` and ``parametric`` (0 pairs: clean photos
+and dark frames, the true K), ``2pairs+sampled`` (K estimated from the 2 pairs); the table then
+shows each row's share of the ``pairs`` gain, and the K that 2 pairs give against the true K.
+
 Held-out scenes are scored through scripts/test.py's library (PSNR/SSIM against the rendered
 long exposure): 9 scenes x 2 ratios, none of them seen in training — chelsea, both views of the
 stereo motorcycle, and two crops of each real RAW sample in ``tests/data/raw`` (colour charts;
-the sample rendered by LibRaw is the photograph).  Targets: the first design gains at least
-90% of the all-layer gain at equal steps and beats all layers at equal time, on both cases.
+the sample rendered by LibRaw is the photograph); 9 scenes x 3 ratios on ``outnoise``.
+Targets: the first design gains at least 90% of the all-layer gain at equal steps and beats all
+layers at equal time, on the colour and noise cases.  On ``outnoise`` (issue 18): 0 pairs (sampled,
+given K) gain at least 90% of what the 18 pairs gain; 2 pairs + darks + clean photos (K estimated)
+gain at least as much as the 18 pairs; K from 2 pairs is within 15% of the true K; sampled dark
+frames beat the parametric fit.
 """
 from __future__ import annotations
 
@@ -51,15 +66,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from benchmarks.bench_train_step import cpu_name  # noqa: E402
+from benchmarks.quality_data import (REFERENCE, gain_from_two_pairs, parse_variants, run_synthetic_noise,  # noqa: E402
+                                     variant_options)
 
+from sid_ft.data.demo_cameras import TARGET_CAMERAS  # noqa: E402
 from sid_ft.nets.g_add.config import parse_design  # noqa: E402
 from sid_ft.demo import DemoSettings, base_model, build_dataset, evaluate  # noqa: E402
 from sid_ft.training.loop import train  # noqa: E402
 from sid_ft.training.options import TrainOptions  # noqa: E402
 
-CASES = {"colour": "newcam", "noise": "noisecam"}
-TARGETS = ("noisecam", "newcam")
-"""Both cameras' data are always written, in this order: the noise draws follow the order, so any
+CASES = {"colour": "newcam", "noise": "noisecam", "outnoise": "outcam"}
+TARGETS = ("noisecam", "newcam", "outcam")
+"""Every camera's data are always written, in this order: the noise draws follow the order, so any
 ``--cases`` (and bench_batch.py) sees the same files."""
 RAW_SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "raw"
 TEST_PHOTOS = ("chelsea", "motorcycle", "motorcycle_right",
@@ -67,6 +85,8 @@ TEST_PHOTOS = ("chelsea", "motorcycle", "motorcycle_right",
                                                           "Kodak_DC120_DC120IMG_P003908.KDC",
                                                           "Kodak_DC120_DC120IMG_P003913.KDC")))
 EQUAL_TIME = "all @ g_add's time"
+RESUMES = 5
+"""How often a run stopped by a signal is resumed before the benchmark gives up."""
 
 
 def bench_settings(base_steps: int = 10000) -> DemoSettings:
@@ -85,31 +105,53 @@ def design_options(text: str) -> dict:
     return {"g_add_head": cfg.head, "g_add_affine": cfg.affine, "g_add_rank": cfg.rank}
 
 
-def finetune(name: str, workdir: Path, base: str, data: Path, settings: DemoSettings, steps: int, scopes: str,
-             lr: float | None, seed: int = 0, **head) -> tuple[str, float, float]:
-    """Fine-tune from ``base``; returns (checkpoint, wall seconds, median s/step)."""
+def finetune(name: str, workdir: Path, base: str, data: Path | dict, settings: DemoSettings, steps: int,
+             scopes: str, lr: float | None, seed: int = 0, keep: bool = False,
+             **head) -> tuple[str, float, float, float]:
+    """Fine-tune from ``base`` on ``data`` (a SID-layout folder, or :func:`variant_options`' fields);
+    returns (checkpoint, wall seconds, median s/step, median data wait s/step).
+
+    A run stopped by a signal (SIGTERM/SIGUSR1: it saves and returns) is resumed, as its message says;
+    with ``keep`` a run that a previous benchmark left in ``workdir/runs`` is resumed (or found finished)
+    instead of started again.
+    """
     train_dir = workdir / "runs" / name
-    shutil.rmtree(train_dir, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(train_dir, ignore_errors=True)
+    fields = {"dataset_dir": str(data)} if isinstance(data, Path) else dict(data)
+    opts = TrainOptions(split="train", pretrained=base, train_dir=str(train_dir), steps=steps, lr=lr,
+                        patch_size=settings.finetune_patch, trainable_scopes=scopes,
+                        g_add_width=settings.g_add_width, g_add_depth=settings.g_add_depth, seed=seed,
+                        save_every=10**9, progress=False, log_every=1, cache_dir=str(workdir / "cache"),
+                        **fields, **head)
     t0 = time.perf_counter()
-    result = train(TrainOptions(dataset_dir=str(data), split="train", pretrained=base, train_dir=str(train_dir),
-                                steps=steps, lr=lr, patch_size=settings.finetune_patch,
-                                trainable_scopes=scopes, g_add_width=settings.g_add_width,
-                                g_add_depth=settings.g_add_depth, seed=seed, save_every=10**9,
-                                progress=False, log_every=1, cache_dir=str(workdir / "cache"), **head),
-                   report=lambda m: None)
+    for _ in range(RESUMES):
+        result = train(opts, report=lambda m: None)
+        if result.stopped_by is None:
+            break
+        print(f"  {name}: stopped by {result.stopped_by} at step {result.global_step}; resuming",
+              file=sys.stderr, flush=True)
+    else:
+        raise SystemExit(f"{name}: stopped {RESUMES} times; run the benchmark again with --keep-runs")
     wall = time.perf_counter() - t0
-    times = [json.loads(x)["step_time_s"] for x in (train_dir / "metrics.jsonl").read_text().splitlines()]
-    return result.checkpoint, wall, float(np.median(times))
+    records = [json.loads(x) for x in (train_dir / "metrics.jsonl").read_text().splitlines()]
+    records = [r for r in records if "step_time_s" in r]
+    return (result.checkpoint, wall, float(np.median([r["step_time_s"] for r in records])),
+            float(np.median([r.get("data_wait_s", np.nan) for r in records])))
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", default="benchmarks/results/quality", help="data, base model and runs go here")
     ap.add_argument("--steps", type=int, default=400, help="fine-tuning steps N (default: %(default)s)")
     ap.add_argument("--designs", default="rank32,head",
                     help="comma-separated g_add designs; the first is checked against the targets "
                          "(default: %(default)s)")
-    ap.add_argument("--cases", default="colour,noise", help="comma-separated: colour, noise (default: %(default)s)")
+    ap.add_argument("--cases", default="colour,noise",
+                    help="comma-separated: colour, noise, outnoise (default: %(default)s)")
+    ap.add_argument("--data", default=REFERENCE,
+                    help="comma-separated training data of the g_add runs: pairs, 2pairs, sampled, parametric, "
+                         "2pairs+sampled (benchmarks/quality_data.py; default: %(default)s)")
     ap.add_argument("--lr-g-add", type=float, default=None, help="g_add rate (default: the mode's default)")
     ap.add_argument("--g-add-down-init", default=TrainOptions.g_add_down_init, choices=("xavier", "gradient"),
                     help="how the rank-R down kernels start (sid_ft.training.options.TrainOptions.g_add_down_init; "
@@ -124,9 +166,129 @@ def main() -> None:
     ap.add_argument("--base-steps", type=int, default=10000,
                     help="from-scratch base training steps when there is no released checkpoint; the learning "
                          "rate drops 10x at 80%% of them (default: %(default)s)")
+    ap.add_argument("--keep-runs", action="store_true",
+                    help="resume the runs a stopped benchmark left in WORKDIR/runs (finished ones are reused) "
+                         "instead of starting each again")
     ap.add_argument("--json", help="also write the table here")
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+class Case:
+    """One case's runs and their scores: ``rows[name]`` holds per-seed lists of PSNR, SSIM, times."""
+
+    def __init__(self, case: str, data: Path, workdir: Path):
+        self.case, self.data, self.workdir = case, data, workdir
+        self.rows: dict[str, dict] = {}
+
+    def add(self, name: str, ckpt: str, steps: int, timing: tuple | None, seed: int = 0, variant: str = "") -> None:
+        """Score ``ckpt`` on the held-out list; ``timing`` is (wall s, s/step, data wait s/step) or None."""
+        res = evaluate(ckpt, self.data / "test_list.txt",
+                       self.workdir / "eval" / self.case / f"{name.replace(' ', '_')}_{seed}",
+                       progress=False, report=lambda m: None)
+        row = self.rows.setdefault(name, {"run": name, "data": variant, "steps": steps, "step_s": [],
+                                          "train_s": [], "wait_s": [], "psnr": [], "ssim": []})
+        wall, step_s, wait_s = timing or (None, None, None)
+        for key, value in (("step_s", step_s), ("train_s", wall), ("wait_s", wait_s), ("psnr", res["psnr"]),
+                           ("ssim", res["ssim"])):
+            row[key].append(value)
+        print(f"  [{self.case}] {name} seed {seed}: {res['psnr']:.2f} dB", file=sys.stderr, flush=True)
+
+
+def g_add_name(design: str, variant: str) -> str:
+    return f"g_add {design} @ N" + ("" if variant == REFERENCE else f" [{variant}]")
+
+
+def run_case(case: str, args, base: str, dirs: dict, settings: DemoSettings, designs: list[str],
+             variants: list[str], seeds: list[int]) -> Case:
+    """Every run of one case, per seed: each design on each training-data variant, then all layers."""
+    workdir = Path(args.workdir)
+    out = Case(case, dirs[CASES[case]], workdir)
+    true_gain = TARGET_CAMERAS[CASES[case]].noise.gain
+    out.add("base", base, 0, None)
+    for seed in seeds:
+        for design in designs:
+            for variant in variants:
+                tag = f"{design}_{variant}".replace("+", "_")
+                data = variant_options(variant, out.data, workdir, true_gain)
+                ck, *timing = finetune(f"{case}_{tag}_{seed}", workdir, base, data, settings, args.steps,
+                                       "g_add", args.lr_g_add, seed, lr_warmup_steps=args.lr_warmup_g_add,
+                                       keep=args.keep_runs, g_add_down_init=args.g_add_down_init,
+                                       **design_options(design))
+                out.add(g_add_name(design, variant), ck, args.steps, tuple(timing), seed, variant)
+        if not args.no_all:
+            all_layers(out, args, base, settings, seed, g_add_name(designs[0], variants[0]))
+    return out
+
+
+def all_layers(out: Case, args, base: str, settings: DemoSettings, seed: int, first: str) -> None:
+    """All layers at N steps on the case's pairs, and (unless --no-equal-time) at ``first``'s time."""
+    ck, *timing = finetune(f"{out.case}_all_{seed}", out.workdir, base, out.data, settings, args.steps, "all",
+                           args.lr_all, seed, args.keep_runs)
+    out.add("all @ N", ck, args.steps, tuple(timing), seed)
+    if args.no_equal_time:
+        return
+    # equal wall-clock: the all-layer steps that fit in the first design's time for N steps
+    eq_steps = max(1, int(out.rows[first]["step_s"][-1] * args.steps / timing[1]))
+    ck, *timing = finetune(f"{out.case}_all_eq_time_{seed}", out.workdir, base, out.data, settings, eq_steps,
+                           "all", args.lr_all, seed, args.keep_runs)
+    out.add(EQUAL_TIME, ck, eq_steps, tuple(timing), seed)
+    out.rows[EQUAL_TIME]["steps"] = eq_steps  # of the last seed; each seed's are in runs/
+
+
+def _mean(values) -> float:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def print_case(out: Case, first: str, reference: str | None) -> dict:
+    """The case's table (means over seeds and min..max) and verdict; returns its JSON summary."""
+    rows = out.rows
+    base_psnr = _mean(rows["base"]["psnr"])
+    gain_all = _mean(rows["all @ N"]["psnr"]) - base_psnr if "all @ N" in rows else float("nan")
+    gain_ref = _mean(rows[reference]["psnr"]) - base_psnr if reference in rows else float("nan")
+    print(f"\ncase {out.case} ({CASES[out.case]}): base {base_psnr:.2f} dB")
+    print(f"{'run':40s} {'steps':>6s} {'s/step':>7s} {'wait s':>7s} {'PSNR dB':>8s} {'(min..max)':>14s} "
+          f"{'gain':>6s} {'of all':>7s} {'of pairs':>8s} {'SSIM':>7s}")
+    for r in rows.values():
+        step, wait = _mean(r["step_s"]), _mean(r["wait_s"])
+        gain = _mean(r["psnr"]) - base_psnr
+        share = f"{100 * gain / gain_all:.0f}%" if gain_all > 0 and r["run"] != "base" else "-"
+        of_ref = f"{100 * gain / gain_ref:.0f}%" if gain_ref > 0 and r["run"] != "base" else "-"
+        spread = f"{min(r['psnr']):.2f}..{max(r['psnr']):.2f}"
+        print(f"{r['run']:40s} {r['steps']:6d} {step:7.3f} {wait:7.4f} {_mean(r['psnr']):8.2f} {spread:>14s} "
+              f"{gain:+6.2f} {share:>7s} {of_ref:>8s} {_mean(r['ssim']):7.4f}".replace("nan", "  -"))
+    gain_first = _mean(rows[first]["psnr"]) - base_psnr
+    if gain_all > 0:
+        verdict = f"{first} gains {gain_first:+.2f} dB = {100 * gain_first / gain_all:.0f}% of all layers' " \
+                  f"{gain_all:+.2f} dB at equal steps"
+    else:
+        verdict = f"{first} gains {gain_first:+.2f} dB" + ("" if np.isnan(gain_all) else
+                                                           f"; all layers gained {gain_all:+.2f} dB")
+    if EQUAL_TIME in rows:
+        verdict += f"; at equal time {_mean(rows[first]['psnr']):.2f} vs {_mean(rows[EQUAL_TIME]['psnr']):.2f} dB"
+    print(verdict)
+    return {"rows": list(rows.values()), "base_psnr": base_psnr, "gain_all": gain_all, "gain_first": gain_first,
+            "gain_pairs": gain_ref}
+
+
+def report_gain(out: Case, design: str, seeds: list[int]) -> dict:
+    """K from the case's 2 pairs (calibrate.py on dark/ + two_pairs/), and what each 2pairs+sampled run used."""
+    true_gain = TARGET_CAMERAS[CASES[out.case]].noise.gain
+    gain, se, source = gain_from_two_pairs(out.data)
+    runs = {}
+    for seed in seeds:
+        synthetic = run_synthetic_noise(out.workdir / "runs" / f"{out.case}_{design}_2pairs_sampled_{seed}")
+        if synthetic:
+            runs[seed] = {k: synthetic["noise"].get(k) for k in ("gain", "gain_source")}
+    se_text = "" if se is None else f" ± {se:.3f}"
+    print(f"K from the 2 pairs (calibrate.py --pairs): {gain:.3f}{se_text} DN/e- ({source}) vs the true {true_gain:g}: "
+          f"{100 * (gain / true_gain - 1):+.1f}%" + (f"; the 2pairs+sampled runs used {runs}" if runs else ""))
+    return {"true": true_gain, "from_two_pairs": gain, "stderr": se, "source": source, "runs": runs}
+
+
+def main() -> None:
+    args = parse_args()
+    t_start = time.perf_counter()
     settings = bench_settings(args.base_steps)
     workdir = Path(args.workdir)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -134,75 +296,30 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"--cases: unknown {sorted(unknown)}; choose from {sorted(CASES)}")
     designs = [d.strip() for d in args.designs.split(",") if d.strip()]
-    head_opts = {d: design_options(d) for d in designs}
+    for design in designs:
+        design_options(design)
+    variants = parse_variants(args.data)
     dirs = build_dataset(workdir / "datasets" / "demo", settings, progress=False, targets=TARGETS)
+    t_base = time.perf_counter()
     base = base_model(workdir, dirs, settings, progress=False, report=lambda m: print(m, file=sys.stderr))
+    t_base = time.perf_counter() - t_base
     seeds = [int(v) for v in args.seeds.split(",")]
     print(f"machine: CPU {cpu_name()}, {os.cpu_count()} cores; N = {args.steps}; patch {settings.finetune_patch}; "
-          f"seeds {seeds} (PSNR/SSIM: mean, and min..max over the seeds); base {base}")
-
-    report: dict = {"seeds": seeds, "steps": args.steps, "cases": {}}
+          f"seeds {seeds} (PSNR/SSIM: mean, and min..max over the seeds); base {base} "
+          f"({args.base_steps} steps; {t_base:.0f} s here)")
+    report: dict = {"seeds": seeds, "steps": args.steps, "base_steps": args.base_steps, "data": variants,
+                    "cases": {}}
+    first = g_add_name(designs[0], variants[0])
     for case in cases:
-        data = dirs[CASES[case]]
-        test_list = data / "test_list.txt"
-        rows: dict[str, dict] = {}
-
-        def add(name: str, ckpt: str, steps: int, wall: float | None, step_s: float | None, seed: int = 0) -> None:
-            res = evaluate(ckpt, test_list, workdir / "eval" / case / f"{name.replace(' ', '_')}_{seed}",
-                           progress=False, report=lambda m: None)
-            row = rows.setdefault(name, {"run": name, "steps": steps, "step_s": [], "train_s": [], "psnr": [],
-                                         "ssim": []})
-            for key, value in (("step_s", step_s), ("train_s", wall), ("psnr", res["psnr"]), ("ssim", res["ssim"])):
-                row[key].append(value)
-            print(f"  [{case}] {name} seed {seed}: {res['psnr']:.2f} dB", file=sys.stderr, flush=True)
-
-        add("base", base, 0, None, None)
-        first = f"g_add {designs[0]} @ N"
-        for seed in seeds:
-            for design in designs:
-                tag = design.replace("+", "_")
-                ck, wall, step_s = finetune(f"{case}_{tag}_{seed}", workdir, base, data, settings, args.steps,
-                                            "g_add", args.lr_g_add, seed, lr_warmup_steps=args.lr_warmup_g_add,
-                                            g_add_down_init=args.g_add_down_init,
-                                            **head_opts[design])
-                add(f"g_add {design} @ N", ck, args.steps, wall, step_s, seed)
-            if args.no_all:
-                continue
-            ck, wall, a_step = finetune(f"{case}_all_{seed}", workdir, base, data, settings, args.steps, "all",
-                                        args.lr_all, seed)
-            add("all @ N", ck, args.steps, wall, a_step, seed)
-            if not args.no_equal_time:
-                # equal wall-clock: the all-layer steps that fit in the first design's time for N steps
-                eq_steps = max(1, int(rows[first]["step_s"][-1] * args.steps / a_step))
-                ck, wall, e_step = finetune(f"{case}_all_eq_time_{seed}", workdir, base, data, settings, eq_steps,
-                                            "all", args.lr_all, seed)
-                add(EQUAL_TIME, ck, eq_steps, wall, e_step, seed)
-                rows[EQUAL_TIME]["steps"] = eq_steps  # of the last seed; each seed's are in runs/
-
-        mean = lambda values: float(np.mean(values))  # noqa: E731
-        base_psnr = mean(rows["base"]["psnr"])
-        gain_all = mean(rows["all @ N"]["psnr"]) - base_psnr if "all @ N" in rows else float("nan")
-        print(f"\ncase {case} ({CASES[case]}): base {base_psnr:.2f} dB")
-        print(f"{'run':34s} {'steps':>6s} {'s/step':>8s} {'PSNR dB':>8s} {'(min..max)':>14s} {'gain':>6s} "
-              f"{'of all':>7s} {'SSIM':>7s}")
-        for r in rows.values():
-            steps = [v for v in r["step_s"] if v]
-            step = f"{mean(steps):.3f}" if steps else "-"
-            gain = mean(r["psnr"]) - base_psnr
-            share = f"{100 * gain / gain_all:.0f}%" if gain_all > 0 and r["run"] != "base" else "-"
-            spread = f"{min(r['psnr']):.2f}..{max(r['psnr']):.2f}"
-            print(f"{r['run']:34s} {r['steps']:6d} {step:>8s} {mean(r['psnr']):8.2f} {spread:>14s} {gain:+6.2f} "
-                  f"{share:>7s} {mean(r['ssim']):7.4f}")
-        gain_first = mean(rows[first]["psnr"]) - base_psnr
-        verdict = f"{first} gains {gain_first:+.2f} dB = {100 * gain_first / gain_all:.0f}% of all layers' " \
-                  f"{gain_all:+.2f} dB at equal steps" if gain_all > 0 else f"all layers gained {gain_all:+.2f} dB"
-        if EQUAL_TIME in rows:
-            verdict += f"; at equal time {mean(rows[first]['psnr']):.2f} vs {mean(rows[EQUAL_TIME]['psnr']):.2f} dB"
-        print(verdict)
-        report["cases"][case] = {"rows": list(rows.values()), "base_psnr": base_psnr, "gain_all": gain_all,
-                                 "gain_first": gain_first}
+        out = run_case(case, args, base, dirs, settings, designs, variants, seeds)
+        reference = g_add_name(designs[0], REFERENCE) if len(variants) > 1 else None
+        report["cases"][case] = print_case(out, first, reference)
+        if {"2pairs", "2pairs+sampled", "sampled", "parametric"} & set(variants):
+            report["cases"][case]["gain_k"] = report_gain(out, designs[0], seeds)
+        report["wall_s"] = time.perf_counter() - t_start
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2))
+    print(f"wall time {report.get('wall_s', 0) / 60:.1f} min (base {t_base / 60:.1f} min)")
 
 
 if __name__ == "__main__":

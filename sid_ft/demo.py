@@ -6,20 +6,26 @@
    ship with scikit-image: each photo is unprocessed into a linear Bayer mosaic
    (inverse sRGB gamma, inverse colour correction, inverse white balance,
    mosaicking) and written as a clean 10 s long exposure; the 0.1 s and 0.04 s
-   short exposures come from :mod:`sid_ft.data.noise`'s noise model.  Two cameras:
+   short exposures come from :mod:`sid_ft.data.noise`'s noise model.  Two cameras
+   (:mod:`sid_ft.data.demo_cameras`):
 
    * ``source`` — RGGB, black 512, white 16383 (Sony-like), moderate noise;
    * ``newcam`` — GRBG, black 1024, white 16383, another colour response
-     and white balance, more read and row noise.  Scenes ``0xxxx`` are its few
-     training pairs, ``1xxxx`` the held-out test scenes (SID's split rule).
+     and white balance, more read and row noise.  Scenes ``0xxxx`` are its
+     training scenes, ``1xxxx`` the held-out test scenes (SID's split rule).
+     Beside them, what a user who shot few pairs has: ``dark/`` (8 lens-capped
+     frames), ``clean/`` (the training scenes' long exposures: photos already
+     taken) and ``two_pairs/`` (2 tripod pairs).
 
 2. a base model: the released SID checkpoint when ``checkpoints/Sony/`` holds
    one, else a short from-scratch training of every layer on the source camera
    (``checkpoints/demo_sid_base/``);
-3. fine-tunes only the ``g_add`` layers (the default design) on the new camera
-   (``checkpoints/demo/``);
+3. fine-tunes only the ``g_add`` layers (the default design) on the new camera the
+   way the README recommends without many pairs: the 2 real pairs, plus synthetic
+   pairs from the clean photos with crops of the dark frames as their noise and
+   K estimated from the 2 pairs (``checkpoints/demo/``);
 4. runs both models on the held-out scenes, prints a table and writes
-   ``checkpoints/demo/demo_summary.json``.
+   ``checkpoints/demo/demo_summary.json`` and a contact sheet.
 
 Every stage reuses what a previous run left (dataset manifest, checkpoints at
 their final step), so the command is cheap to re-run.
@@ -36,48 +42,9 @@ import numpy as np
 
 from sid_ft import __version__
 from sid_ft.io import atomic
-from sid_ft.io.dng import write_dng
 from sid_ft.errors import SidFtError
-from sid_ft.data.noise import NoiseParams, simulate_short
-from sid_ft.data.unprocess import unprocess_srgb
-
-
-@dataclass(frozen=True)
-class DemoCamera:
-    """A synthetic camera: CFA layout, levels, colour response and noise."""
-
-    name: str
-    cfa: str
-    black: int
-    white: int
-    wb_gains: tuple[float, float, float]
-    rgb_to_cam: tuple[tuple[float, float, float], ...] | None
-    noise: NoiseParams
-    exposure: float = 0.85  # long-exposure level: fraction of (white - black) for a white pixel
-
-
-SOURCE_CAMERA = DemoCamera(
-    "source", "RGGB", 512, 16383, (2.0, 1.0, 1.7), None,
-    NoiseParams(gain=1.5, read_noise=4.0, row_noise=1.0),
-)
-NEW_CAMERA = DemoCamera(
-    "newcam", "GRBG", 1024, 16383, (1.5, 1.0, 2.3),
-    ((0.70, 0.25, 0.05), (0.12, 0.78, 0.10), (0.05, 0.30, 0.65)),
-    NoiseParams(gain=2.5, read_noise=6.0, row_noise=2.5),
-)
-
-NOISE_CAMERA = DemoCamera(
-    "noisecam", "BGGR", 2048, 16383, (2.0, 1.0, 1.7), None,
-    NoiseParams(gain=4.0, read_noise=10.0, row_noise=3.0),
-)
-"""A new camera that differs from the source mostly in its noise: 2.7x the system gain, 2.5x the read
-noise, 3x the row noise, another black level and CFA phase, the source's colour response."""
-
-TARGET_CAMERAS = {"newcam": NEW_CAMERA, "noisecam": NOISE_CAMERA}
-"""The cameras a base trained on ``SOURCE_CAMERA`` can be adapted to: colour (demo) and noise."""
-
-LONG_S = 10.0
-RATIOS = (100, 250)  # short exposures 0.1 s and 0.04 s, as in SID's Sony set
+from sid_ft.data.demo_cameras import (SOURCE_CAMERA, TARGET_CAMERAS, DemoCamera, empty_folders, write_dark_frames,
+                                      write_scene, write_subsets, write_test_list)
 
 
 @dataclass
@@ -153,24 +120,34 @@ def _crops(img: np.ndarray, size: int, limit: int) -> list[np.ndarray]:
     return out[:limit]
 
 
-def _write_scene(root: Path, scene: str, rgb: np.ndarray, cam: DemoCamera, rng: np.random.Generator) -> None:
-    mosaic, info = unprocess_srgb(rgb, cfa=cam.cfa, wb_gains=cam.wb_gains, rgb_to_cam=cam.rgb_to_cam,
-                                  return_info=True)
-    long_dn = np.round(cam.black + mosaic * cam.exposure * (cam.white - cam.black)).astype(np.uint16)
-    common = dict(cfa=cam.cfa, black_level=cam.black, white_level=cam.white, color_matrix=info["color_matrix"],
-                  as_shot_neutral=info["as_shot_neutral"], make="sid_ft demo", model=cam.name)
-    write_dng(root / "long" / f"{scene}_00_{LONG_S:g}s.dng", long_dn, exposure_time=LONG_S, **common)
-    for ratio in RATIOS:
-        short = simulate_short(long_dn, cam.black, cam.white, ratio, cam.noise, rng, cfa=cam.cfa)
-        t = LONG_S / ratio
-        write_dng(root / "short" / f"{scene}_00_{t:g}s.dng", short, exposure_time=t, **common)
+def _plan(settings: DemoSettings, dirs: dict[str, Path],
+          cameras: dict[str, DemoCamera]) -> list[tuple[Path, str, np.ndarray, DemoCamera]]:
+    """Every scene to write, in the order of the noise draws: the source camera's, then each target's."""
+    jobs: list[tuple[Path, str, np.ndarray, DemoCamera]] = []
+    for k, name in enumerate(settings.source_photos):
+        for j, crop in enumerate(_crops(_photo(name), settings.crop, settings.max_crops_per_photo)):
+            jobs.append((dirs["source"], f"0{k:02d}{j:02d}", crop, SOURCE_CAMERA))
+    for target, cam in cameras.items():
+        train_crops = settings.newcam_train_crops if cam.train_crops is None else cam.train_crops
+        for k, name in enumerate(settings.newcam_train_photos):
+            # the last crops of each photo: the source camera took the first ones
+            for j, crop in enumerate(_crops(_photo(name), settings.crop, 99)[::-1][:train_crops]):
+                jobs.append((dirs[target], f"0{k:02d}{j:02d}", crop, cam))
+        for k, name in enumerate(settings.newcam_test_photos):
+            for j, crop in enumerate(_spread(_crops(_photo(name), settings.crop, 99), settings.newcam_test_crops)):
+                jobs.append((dirs[target], f"1{k:02d}{j:02d}", crop, cam))
+    return jobs
 
 
 def build_dataset(root: str | os.PathLike, settings: DemoSettings, progress: bool = True,
                   targets: tuple[str, ...] = ("newcam",)) -> dict[str, Path]:
     """Write ``root/source`` and ``root/<target>`` for each of ``targets`` (names in
-    :data:`TARGET_CAMERAS`; SID layout, DNG, a ``test_list.txt`` of the held-out scenes) unless a
-    matching manifest is there."""
+    :data:`TARGET_CAMERAS`) unless a matching manifest is there.
+
+    Each is a SID-layout folder of DNGs (``short/``, ``long/``); a target camera's also has a
+    ``test_list.txt`` of the held-out scenes, ``dark/`` (:data:`DARK_FRAMES` lens-capped frames),
+    ``clean/`` (its training scenes' long exposures) and ``two_pairs/`` (2 of its training pairs).
+    """
     from tqdm import tqdm
 
     root = Path(root)
@@ -181,33 +158,15 @@ def build_dataset(root: str | os.PathLike, settings: DemoSettings, progress: boo
     dirs = {"source": root / "source", **{name: root / name for name in cameras}}
     if manifest.exists() and json.loads(manifest.read_text()) == json.loads(json.dumps(wanted, default=str)):
         return dirs
-    jobs: list[tuple[Path, str, np.ndarray, DemoCamera]] = []
-    for k, name in enumerate(settings.source_photos):
-        for j, crop in enumerate(_crops(_photo(name), settings.crop, settings.max_crops_per_photo)):
-            jobs.append((dirs["source"], f"0{k:02d}{j:02d}", crop, SOURCE_CAMERA))
-    for target, cam in cameras.items():
-        for k, name in enumerate(settings.newcam_train_photos):
-            # the last crops of each photo: the source camera took the first ones
-            for j, crop in enumerate(_crops(_photo(name), settings.crop, 99)[::-1][: settings.newcam_train_crops]):
-                jobs.append((dirs[target], f"0{k:02d}{j:02d}", crop, cam))
-        for k, name in enumerate(settings.newcam_test_photos):
-            for j, crop in enumerate(_spread(_crops(_photo(name), settings.crop, 99), settings.newcam_test_crops)):
-                jobs.append((dirs[target], f"1{k:02d}{j:02d}", crop, cam))
-    for d in dirs.values():
-        for sub in ("short", "long"):
-            (d / sub).mkdir(parents=True, exist_ok=True)
-            for old in (d / sub).glob("*.dng"):
-                old.unlink()
+    jobs = _plan(settings, dirs, cameras)
+    empty_folders(dirs)
     rng = np.random.default_rng(settings.seed)
     for folder, scene, rgb, cam in tqdm(jobs, desc="demo dataset (DNG)", unit="scene", disable=not progress):
-        _write_scene(folder, scene, rgb, cam, rng)
-    for target in cameras:
-        lines = []
-        for short in sorted((dirs[target] / "short").glob("1*.dng")):
-            scene = short.name.split("_")[0]
-            long = next((dirs[target] / "long").glob(f"{scene}_*.dng"))
-            lines.append(f"./short/{short.name} ./long/{long.name} ISO0 F0")
-        (dirs[target] / "test_list.txt").write_text("\n".join(lines) + "\n")
+        write_scene(folder, scene, rgb, cam, rng)
+    for target, cam in cameras.items():
+        write_test_list(dirs[target])
+        write_dark_frames(dirs[target] / "dark", cam, settings.crop, settings.seed)
+        write_subsets(dirs[target], cam)
     atomic.write_text(manifest, json.dumps(wanted, indent=2, default=str))
     return dirs
 
@@ -255,29 +214,39 @@ def base_model(root: Path, dirs: dict[str, Path], settings: DemoSettings, progre
         progress=progress, log_every=10, precision=precision), report=report).checkpoint
 
 
+def finetune_new_camera(camera_dir: Path, base: str, train_dir: Path, settings: DemoSettings, progress: bool,
+                        report: Callable[[str], None], precision: str = "fp32") -> str:
+    """Fine-tune the g_add layers on ``camera_dir``'s ``two_pairs/``, with synthetic pairs from its ``clean/``
+    photos and ``dark/`` frames at its own ratios (K from the 2 pairs); returns the checkpoint."""
+    from sid_ft.training.loop import train
+    from sid_ft.training.options import TrainOptions
+
+    return train(TrainOptions(
+        dataset_dir=str(camera_dir / "two_pairs"), split="train", clean_dir=str(camera_dir / "clean"),
+        dark_frames=str(camera_dir / "dark"), ratios=TARGET_CAMERAS[camera_dir.name].ratios,
+        pretrained=base, train_dir=str(train_dir),
+        steps=settings.finetune_steps, lr=settings.finetune_lr, patch_size=settings.finetune_patch,
+        g_add_width=settings.g_add_width, g_add_depth=settings.g_add_depth, seed=settings.seed,
+        save_every=settings.finetune_steps, progress=progress, log_every=10, precision=precision),
+        report=report).checkpoint
+
+
 def run_demo(root: str | os.PathLike = ".", settings: DemoSettings | None = None, progress: bool = True,
              report: Callable[[str], None] = print, precision: str = "fp32") -> DemoResult:
     """Build the demo data, get a base model, fine-tune g_add, compare on held-out scenes (see module doc).
 
     ``precision`` (:mod:`sid_ft.nets.precision`) applies to the base training, the fine-tuning and the evaluation.
     """
-    from sid_ft.training.loop import train
-    from sid_ft.training.options import TrainOptions
-
     settings = settings or DemoSettings()
     root = Path(root)
     report("[1/4] demo dataset: photographs -> linear Bayer mosaics -> DNG pairs of two cameras")
     dirs = build_dataset(root / "datasets" / "demo", settings, progress)
     base = base_model(root, dirs, settings, progress, report, precision)
 
-    report("[3/4] fine-tune only the g_add layers on the new camera's training scenes (checkpoints/demo/)")
+    report("[3/4] fine-tune only the g_add layers on the new camera: 2 real pairs, plus synthetic pairs from "
+           "its clean photos and dark frames (checkpoints/demo/)")
     finetune_dir = root / "checkpoints" / "demo"
-    finetuned = train(TrainOptions(
-        dataset_dir=str(dirs["newcam"]), split="train", pretrained=base, train_dir=str(finetune_dir),
-        steps=settings.finetune_steps, lr=settings.finetune_lr, patch_size=settings.finetune_patch,
-        g_add_width=settings.g_add_width, g_add_depth=settings.g_add_depth, seed=settings.seed,
-        save_every=settings.finetune_steps, progress=progress, log_every=10, precision=precision),
-        report=report).checkpoint
+    finetuned = finetune_new_camera(dirs["newcam"], base, finetune_dir, settings, progress, report, precision)
 
     report("[4/4] base vs fine-tuned on the new camera's held-out scenes")
     test_list = dirs["newcam"] / "test_list.txt"

@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rawpy
 
 from sid_ft.data.pairs import find_pairs, read_pair_list
-from sid_ft.demo import NEW_CAMERA, NOISE_CAMERA, SOURCE_CAMERA, DemoSettings, build_dataset, run_demo
+from sid_ft.data.demo_cameras import NEW_CAMERA, NOISE_CAMERA, OUT_CAMERA, SOURCE_CAMERA
+from sid_ft.demo import DemoSettings, build_dataset, run_demo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sheet_reading import panel_boxes, read_sheet  # noqa: E402
@@ -53,6 +55,38 @@ def test_noise_camera_differs_in_noise_layout_and_levels(tmp_path):
     assert NOISE_CAMERA.rgb_to_cam == SOURCE_CAMERA.rgb_to_cam and NOISE_CAMERA.wb_gains == SOURCE_CAMERA.wb_gains
 
 
+def test_out_of_model_camera_with_dark_frames_clean_photos_and_two_pairs(tmp_path):
+    """Each target camera also has 8 lens-capped frames, its training scenes' long exposures as clean
+    photos and 2 of its pairs; the out-of-model camera's darks carry its fixed pattern and corner glow,
+    and adding it shifts no noise draw of the other cameras."""
+    from sid_ft.data.demo_cameras import DARK_FRAMES
+    from sid_ft.data.noise import fixed_pattern_map
+
+    alone = build_dataset(tmp_path / "a", TOY, progress=False, targets=("newcam",))
+    dirs = build_dataset(tmp_path / "b", TOY, progress=False, targets=("newcam", "outcam"))
+    for sub in ("short", "long", "dark", "clean"):
+        for f in sorted((alone["newcam"] / sub).iterdir()):
+            assert f.read_bytes() == (dirs["newcam"] / sub / f.name).read_bytes(), f
+    out = dirs["outcam"]
+    assert len(find_pairs(out, split="train")) == 3  # 1 scene x SID's 3 ratios
+    assert {p.ratio() for p in find_pairs(out / "two_pairs", split="train")} == {100.0, 300.0}
+    clean = sorted(f.name for f in (out / "clean").iterdir())
+    assert clean == sorted(f.name for f in (out / "long").glob("0*.dng"))  # no held-out scene among them
+    darks = sorted((out / "dark").iterdir())
+    assert len(darks) == DARK_FRAMES
+    frames = []
+    for path in darks:
+        with rawpy.imread(str(path)) as raw:
+            frames.append(raw.raw_image_visible.astype(np.float64) - OUT_CAMERA.black)
+            assert raw.other.shutter_speed == pytest.approx(0.04)
+    mean = np.mean(frames, axis=0)
+    assert not np.array_equal(frames[0], frames[1])
+    assert mean[:8, :8].mean() > mean[-32:, -32:].mean() + 5  # the glow in the top-left corner
+    pattern = fixed_pattern_map(mean.shape, 1.0, OUT_CAMERA.noise.fixed_pattern_seed)
+    far = (slice(64, None), slice(64, None))
+    assert np.corrcoef(mean[far].ravel(), pattern[far].ravel())[0, 1] > 0.5
+
+
 def test_held_out_photos_from_a_raw_file_and_several_crops(tmp_path):
     """The benchmark's held-out set: a real RAW sample rendered by LibRaw is the photograph, cut into
     crops spread over it; unknown names are refused with the name."""
@@ -84,6 +118,7 @@ def test_held_out_photos_from_a_raw_file_and_several_crops(tmp_path):
         _photo("no_such_photo")
 
 
+@pytest.mark.slow
 def test_toy_demo_end_to_end_and_rerun_reuses(tmp_path):
     messages: list[str] = []
     result = run_demo(tmp_path, TOY, progress=False, report=messages.append)
@@ -95,6 +130,12 @@ def test_toy_demo_end_to_end_and_rerun_reuses(tmp_path):
     base_json = json.loads((tmp_path / "checkpoints/demo_sid_base/sid_ft.json").read_text())
     assert base_json["g_add"] is None  # the base is plain SID: what the fine-tuning starts from is what is scored
     assert summary["finetuned_psnr"] != summary["base_psnr"]  # the g_add layers changed the output
+    # the recommended way without many pairs: 2 real pairs, plus synthetic pairs from the clean photos with
+    # dark-frame crops as noise, K from the 2 pairs
+    synthetic = json.loads((tmp_path / "checkpoints/demo/config.json").read_text())["synthetic"]
+    assert synthetic["noise"]["mode"] == "sampled" and synthetic["noise"]["gain_source"] == "pairs"
+    assert synthetic["noise"]["dark_frames"] == 8 and len(synthetic["clean"]) == 1
+    assert synthetic["ratios"] == list(NEW_CAMERA.ratios)
     # the last line names the contact sheet: one row per held-out image, short x ratio | base | fine-tuned | truth
     sheet_path = Path(messages[-1])
     assert sheet_path == tmp_path / "checkpoints/demo/demo_compare.jpg" and sheet_path.is_file()

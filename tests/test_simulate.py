@@ -146,6 +146,67 @@ def test_same_seed_same_frame_other_seed_other_frame():
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
+# --------------------------------------------------------------------------- beyond the parametric model
+
+def test_sensor_defects_are_off_by_default_and_drawn_after_the_parametric_noise():
+    """Column noise and the fixed pattern come after every earlier draw: with the same seed, a model with
+    them differs from one without by a per-column constant plus the pattern, nothing else."""
+    from sid_ft.data.noise import DEFECT_DEFAULTS, fixed_pattern_map
+
+    assert not set(DEFECT_DEFAULTS) & set(NoiseParams().to_dict())  # files written before they existed stay the same
+    defects = NoiseParams(gain=2.0, read_noise=3.0, row_noise=1.0, column_noise=1.5, fixed_pattern=2.0,
+                          fixed_pattern_seed=5, quantize=False, clip_at_white=False)
+    assert NoiseParams.from_dict(defects.to_dict()) == defects
+    plain = NoiseParams(**{**defects.to_dict(), **DEFECT_DEFAULTS})
+    clean = np.full((64, 96), 2000.0)
+    a = simulate_short(clean, 500, 16383, 100, plain, 11)
+    b = simulate_short(clean, 500, 16383, 100, defects, 11)
+    column = (b - a) - fixed_pattern_map(clean.shape, 2.0, 5)
+    assert np.allclose(column, column[:1], atol=1e-3)  # one offset per column
+    assert column[0].std() > 0.5
+
+
+def test_column_noise_variance_from_column_means():
+    """var(column means) = column^2 + read^2 / H (row offsets are common to every column)."""
+    read, col, h, w = 2.0, 1.5, 64, 2048
+    params = NoiseParams(read_noise=read, row_noise=1.0, column_noise=col, quantize=False)
+    out = simulate_short(np.full((h, w), 100.0), 100, 16383, 100, params, 2).astype(np.float64) - 100
+    means = out.mean(axis=0)
+    expected = col ** 2 + read ** 2 / h
+    assert abs(means.var() - expected) < 5 * expected * math.sqrt(2 / w)
+
+
+def test_fixed_pattern_is_shared_by_every_frame_and_size_of_a_camera():
+    from sid_ft.data.noise import fixed_pattern_map
+
+    params = NoiseParams(read_noise=0.0, row_noise=0.0, fixed_pattern=4.0, fixed_pattern_seed=3, quantize=False)
+    capped = np.full((256, 256), 800.0)
+    first = simulate_short(capped, 800, 16383, 100, params, 0) - 800
+    second = simulate_short(capped, 800, 16383, 100, params, 1) - 800
+    assert np.array_equal(first, second)
+    assert abs(first.std() - 4.0) < 5 * 4.0 / math.sqrt(2 * first.size)
+    small = simulate_short(capped[:100, :130], 800, 16383, 100, params, 2) - 800
+    assert np.array_equal(small, first[:100, :130])  # crops from one sensor's corner
+    assert not np.allclose(fixed_pattern_map((256, 256), 4.0, 4), first)  # another camera, another pattern
+
+
+def test_corner_glow_grows_with_exposure_and_fades_from_the_corner():
+    from sid_ft.data.noise import glow_map
+
+    params = NoiseParams(gain=1e-5, read_noise=0.0, row_noise=0.0, glow=300.0, glow_radius=20.0, quantize=False)
+    capped = np.full((128, 128), 512.0)
+    long_dark = simulate_short(capped, 512, 16383, 100, params, 0, exposure_s=0.1) - 512
+    short_dark = simulate_short(capped, 512, 16383, 100, params, 0, exposure_s=0.05) - 512
+    assert long_dark[0, 0] == pytest.approx(30.0, abs=0.1) and short_dark[0, 0] == pytest.approx(15.0, abs=0.1)
+    assert long_dark[20, 0] == pytest.approx(30.0 / math.e, abs=0.1) and abs(long_dark[-1, -1]) < 0.1
+    assert np.allclose(long_dark, glow_map(capped.shape, params, 0.1), atol=0.1)
+    with pytest.raises(SidFtError, match="exposure time"):
+        simulate_short(capped, 512, 16383, 100, params, 0)
+    for bad in ({"column_noise": -1.0}, {"fixed_pattern": float("nan")}, {"glow_radius": 0.0}):
+        with pytest.raises(SidFtError):
+            NoiseParams(**bad)
+
+
 # --------------------------------------------------------------------------- dark frames
 
 def _dark_frames(n, read, row, black_tile, shape=(256, 384), seed=0, **kw):
@@ -370,6 +431,7 @@ def test_cli_error_is_one_line(tmp_path):
     assert res.stderr.strip().count("\n") == 0 and "no such file" in res.stderr
 
 
+@pytest.mark.slow
 def test_cli_writes_pairs(long_dngs, tmp_path):
     pytest.importorskip("sid_ft.io.raw")
     pytest.importorskip("sid_ft.data.pairs")

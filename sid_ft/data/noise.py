@@ -13,10 +13,18 @@ Images for Learned Raw Denoising"); the code is our own:
     x      = K * e                                         # back to DN: mean s, variance K * s
            + read                                          # per pixel, std sigma_read (Gaussian or heavy-tailed)
            + row[y]                                        # one offset per sensor row, std sigma_row
+           + column[x]                                     # one offset per sensor column, std sigma_col (default 0)
+           + fpn[y, x]                                     # fixed per-pixel pattern, in every frame (default 0)
            + black_out
     short  = clip(round(x), 0, white_out)                  # quantisation, clipping at white (and at 0)
 
-so, per signal level ``s`` (DN above black) and before clipping,
+A corner glow (amplifier glow, dark shading) adds ``glow * t * exp(-r / glow_radius)`` DN to
+``s`` before the shot noise (it is dark current: electrons too), ``t`` the exposure time in
+seconds and ``r`` the distance in pixels from the mosaic's top-left corner.  Column noise, the
+fixed pattern and the glow are what real sensors carry beyond the parametric model; they are off
+by default, and a model without them draws exactly what it drew before they existed.
+
+so, per signal level ``s`` (DN above black) and before clipping (without those three),
 
     E[short - black] = s,   Var[short] = K * s + sigma_read**2 + sigma_row**2 (+ 1/12 from rounding).
 
@@ -37,6 +45,12 @@ import numpy as np
 from sid_ft.errors import SidFtError
 
 READ_NOISE_DISTRIBUTIONS = ("gaussian", "tukey-lambda", "student-t")
+DEFECT_DEFAULTS = {"column_noise": 0.0, "fixed_pattern": 0.0, "fixed_pattern_seed": 0, "glow": 0.0,
+                   "glow_radius": 64.0}
+"""What a real sensor carries beyond the parametric model, at the values that switch it off: a
+:class:`NoiseParams` written without them reads back the same, and one at these values writes as before."""
+FIXED_PATTERN_TILE = 64
+"""Pixels per side of the tiles the fixed pattern is drawn in, each from (seed, tile row, tile column)."""
 
 
 @dataclass
@@ -66,6 +80,16 @@ class NoiseParams:
         black_level: black level of the *output*, DN: one value, or 4 per colour
             index (R, G, B, G2).  None: the same as the input's.
         white_level: white level of the output, DN.  None: the same as the input's.
+        column_noise: standard deviation of the per-column offset, DN; one Gaussian
+            value per sensor column and frame (drawn after the row noise).
+        fixed_pattern: standard deviation of the fixed per-pixel offset (dark signal
+            non-uniformity), DN; Gaussian, drawn from ``fixed_pattern_seed`` and the
+            pixel's position only, so every frame of the camera (shots and dark frames,
+            of any size) shares it (:func:`fixed_pattern_map`).
+        fixed_pattern_seed: the seed of that pattern: one per camera.
+        glow: dark shading at the top-left corner, DN per second of exposure
+            (needs ``exposure_s`` in :func:`simulate_short`).
+        glow_radius: distance over which the glow falls by a factor e, pixels.
     """
 
     gain: float = 1.0
@@ -77,6 +101,11 @@ class NoiseParams:
     clip_at_white: bool = True
     black_level: float | tuple[float, float, float, float] | None = None
     white_level: float | None = None
+    column_noise: float = 0.0
+    fixed_pattern: float = 0.0
+    fixed_pattern_seed: int = 0
+    glow: float = 0.0
+    glow_radius: float = 64.0
 
     def __post_init__(self) -> None:
         if isinstance(self.black_level, (list, np.ndarray)):
@@ -104,10 +133,19 @@ class NoiseParams:
                                        f"got {self.read_noise_shape}")
         if self.white_level is not None and not self.white_level > 0:
             raise SidFtError(None, f"white level must be positive, got {self.white_level}")
+        for name in ("column_noise", "fixed_pattern", "glow"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise SidFtError(None, f"{name.replace('_', ' ')} must be >= 0, got {value}")
+        if not self.glow_radius > 0:
+            raise SidFtError(None, f"glow radius must be positive pixels, got {self.glow_radius}")
 
     def to_dict(self) -> dict:
-        """JSON-ready dict of every field."""
+        """JSON-ready dict of every field; the sensor-defect fields (:data:`DEFECT_DEFAULTS`) only where set."""
         d = dataclasses.asdict(self)
+        for name, default in DEFECT_DEFAULTS.items():
+            if d[name] == default:
+                del d[name]
         if d["black_level"] is not None and not np.isscalar(d["black_level"]):
             d["black_level"] = [float(v) for v in d["black_level"]]
         return d
@@ -196,16 +234,52 @@ def _read_noise(params: NoiseParams, shape: tuple[int, ...], rng: np.random.Gene
 
 
 def _shot_noise(clean: np.ndarray, black_in: np.ndarray | float, ratio: float, gain: float,
-                rng: np.random.Generator) -> np.ndarray:
-    """The short exposure's signal with shot noise, DN above black, float32 (H, W): ``K * Poisson(s / K)``."""
+                rng: np.random.Generator, dark_dn: np.ndarray | None = None) -> np.ndarray:
+    """The short exposure's signal with shot noise, DN above black, float32 (H, W): ``K * Poisson(s / K)``.
+
+    ``dark_dn``: dark current (the glow) in DN, (H, W), added to ``s`` before the draw; None adds nothing.
+    """
     signal = clean.astype(np.float32) - np.asarray(black_in, dtype=np.float32)
     np.maximum(signal, 0, out=signal)
     # electrons collected in the short exposure; Poisson draws them, K converts back to DN
     electrons = signal * np.float32(1.0 / (ratio * gain))
+    if dark_dn is not None:
+        electrons += dark_dn * np.float32(1.0 / gain)
     out = rng.poisson(electrons).astype(np.float32)
     del electrons, signal
     out *= np.float32(gain)
     return out
+
+
+def _fixed_pattern_tile(seed: int, ty: int, tx: int) -> np.ndarray:
+    """One :data:`FIXED_PATTERN_TILE`-square tile of unit-variance Gaussian pattern, float32."""
+    size = FIXED_PATTERN_TILE
+    return np.random.default_rng([seed, ty, tx]).standard_normal((size, size), dtype=np.float32)
+
+
+def fixed_pattern_map(shape: tuple[int, int], std: float, seed: int) -> np.ndarray:
+    """The fixed per-pixel offset of a camera, (H, W) float32 DN with standard deviation ``std``.
+
+    Each pixel's value depends only on ``seed`` and its position (y, x): a frame of another size
+    sees the same pattern where the two overlap, as crops from one sensor's top-left corner do.
+    """
+    size = FIXED_PATTERN_TILE
+    rows, cols = -(-shape[0] // size), -(-shape[1] // size)
+    tiles = [[_fixed_pattern_tile(int(seed), ty, tx) for tx in range(cols)] for ty in range(rows)]
+    return np.block(tiles)[: shape[0], : shape[1]] * np.float32(std)
+
+
+def glow_map(shape: tuple[int, int], params: NoiseParams, exposure_s: float | None) -> np.ndarray | None:
+    """The corner glow of an ``exposure_s`` exposure, (H, W) float32 DN; None when ``params.glow`` is 0."""
+    if params.glow <= 0:
+        return None
+    if exposure_s is None or not (exposure_s >= 0 and math.isfinite(exposure_s)):
+        raise SidFtError(None, f"a corner glow of {params.glow:g} DN/s needs the exposure time in seconds, "
+                               f"got {exposure_s}")
+    y = np.arange(shape[0], dtype=np.float32)[:, None]
+    x = np.arange(shape[1], dtype=np.float32)[None, :]
+    falloff = np.exp(-np.sqrt(y * y + x * x) / np.float32(params.glow_radius))
+    return (falloff * np.float32(params.glow * exposure_s)).astype(np.float32)
 
 
 def _add_read_and_row_noise(out: np.ndarray, params: NoiseParams, rng: np.random.Generator) -> None:
@@ -217,13 +291,22 @@ def _add_read_and_row_noise(out: np.ndarray, params: NoiseParams, rng: np.random
         out += (rng.standard_normal((shape[0], 1), dtype=np.float32) * np.float32(params.row_noise))
 
 
+def _add_sensor_defects(out: np.ndarray, params: NoiseParams, rng: np.random.Generator) -> None:
+    """Add column noise (drawn after everything else) and the fixed pattern to ``out`` (H, W) in place."""
+    if params.column_noise > 0:
+        out += rng.standard_normal((1, out.shape[1]), dtype=np.float32) * np.float32(params.column_noise)
+    if params.fixed_pattern > 0:
+        out += fixed_pattern_map(out.shape, params.fixed_pattern, params.fixed_pattern_seed)
+
+
 def simulate_short(clean_mosaic_dn: np.ndarray,
                    black: float | Sequence[float] | np.ndarray,
                    white: float,
                    ratio: float,
                    params: NoiseParams | None = None,
                    rng: np.random.Generator | int | None = None,
-                   *, cfa: str | np.ndarray | None = None) -> np.ndarray:
+                   *, cfa: str | np.ndarray | None = None,
+                   exposure_s: float | None = None) -> np.ndarray:
     """Synthesise the short exposure of a clean long exposure.
 
     Args:
@@ -238,6 +321,8 @@ def simulate_short(clean_mosaic_dn: np.ndarray,
         rng: numpy Generator or seed.
         cfa: Bayer layout ('RGGB', ...) or (2, 2) colour-index tile; needed only
             when a black level is given per colour index.
+        exposure_s: the short exposure's time in seconds; needed when ``params.glow`` > 0.
+            A dark frame is the short exposure of a clean frame at the black level.
 
     Returns:
         (H, W) uint16 mosaic in DN (black level ``params.black_level`` or
@@ -259,8 +344,9 @@ def simulate_short(clean_mosaic_dn: np.ndarray,
     black_out = black_in if params.black_level is None else _level_map(params.black_level, clean.shape, cfa, "black")
     white_out = float(white if params.white_level is None else params.white_level)
 
-    out = _shot_noise(clean, black_in, ratio, params.gain, rng)
+    out = _shot_noise(clean, black_in, ratio, params.gain, rng, glow_map(clean.shape, params, exposure_s))
     _add_read_and_row_noise(out, params, rng)
+    _add_sensor_defects(out, params, rng)
     out += np.asarray(black_out, dtype=np.float32)
     if params.quantize:
         np.rint(out, out=out)
