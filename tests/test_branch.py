@@ -97,6 +97,7 @@ def test_the_rule_trains_the_wide_convs_factored_at_rank_32():
             pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", [None, "branch"])
 def test_variable_names_and_shapes_are_the_delta_forms(form):
     with forced_addition_form("delta"):

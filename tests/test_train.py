@@ -130,6 +130,7 @@ def test_only_g_add_changes_and_full_mode_changes_base(dataset, pretrained, tmp_
     assert not np.array_equal(before.get_tensor("g_conv1_1/weights"), after.get_tensor("g_conv1_1/weights"))
 
 
+@pytest.mark.slow
 def test_patch_larger_than_image_is_a_clear_error(dataset, pretrained, tmp_path):
     from sid_ft.errors import SidFtError
 
