@@ -66,8 +66,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from benchmarks.bench_train_step import cpu_name  # noqa: E402
-from benchmarks.quality_data import (REFERENCE, gain_from_two_pairs, parse_variants, run_synthetic_noise,  # noqa: E402
-                                     variant_options)
+from benchmarks.quality_data import (REFERENCE, gain_from_two_pairs, mixes, no_pairs_targets,  # noqa: E402
+                                     parse_variants, run_synthetic_noise, variant_options)
 
 from sid_ft.data.demo_cameras import TARGET_CAMERAS  # noqa: E402
 from sid_ft.nets.g_add.config import parse_design  # noqa: E402
@@ -152,6 +152,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--data", default=REFERENCE,
                     help="comma-separated training data of the g_add runs: pairs, 2pairs, sampled, parametric, "
                          "2pairs+sampled (benchmarks/quality_data.py; default: %(default)s)")
+    ap.add_argument("--synthetic-share", type=float, default=None,
+                    help="share of synthetic patches where real and synthetic mix (2pairs+sampled; default: the "
+                         "training default, sid_ft.training.options.DEFAULT_SYNTHETIC_SHARE)")
     ap.add_argument("--lr-g-add", type=float, default=None, help="g_add rate (default: the mode's default)")
     ap.add_argument("--g-add-down-init", default=TrainOptions.g_add_down_init, choices=("xavier", "gradient"),
                     help="how the rank-R down kernels start (sid_ft.training.options.TrainOptions.g_add_down_init; "
@@ -198,6 +201,16 @@ def g_add_name(design: str, variant: str) -> str:
     return f"g_add {design} @ N" + ("" if variant == REFERENCE else f" [{variant}]")
 
 
+def data_label(variant: str, share: float | None) -> str:
+    """The variant, with the synthetic share where one is given and it applies."""
+    return variant if share is None or not mixes(variant) else f"{variant} share {share:g}"
+
+
+def run_tag(design: str, label: str) -> str:
+    """The part of a run's folder name (``runs/<case>_<tag>_<seed>``) that names its design and data."""
+    return f"{design}_{label}".replace("+", "_").replace(" ", "_")
+
+
 def run_case(case: str, args, base: str, dirs: dict, settings: DemoSettings, designs: list[str],
              variants: list[str], seeds: list[int]) -> Case:
     """Every run of one case, per seed: each design on each training-data variant, then all layers."""
@@ -208,15 +221,18 @@ def run_case(case: str, args, base: str, dirs: dict, settings: DemoSettings, des
     for seed in seeds:
         for design in designs:
             for variant in variants:
-                tag = f"{design}_{variant}".replace("+", "_")
-                data = variant_options(variant, out.data, workdir, true_gain)
+                label = data_label(variant, args.synthetic_share)
+                tag = run_tag(design, label)
+                data = variant_options(variant, out.data, workdir, true_gain,
+                                       args.synthetic_share if mixes(variant) else None)
                 ck, *timing = finetune(f"{case}_{tag}_{seed}", workdir, base, data, settings, args.steps,
                                        "g_add", args.lr_g_add, seed, lr_warmup_steps=args.lr_warmup_g_add,
                                        keep=args.keep_runs, g_add_down_init=args.g_add_down_init,
                                        **design_options(design))
-                out.add(g_add_name(design, variant), ck, args.steps, tuple(timing), seed, variant)
+                out.add(g_add_name(design, label), ck, args.steps, tuple(timing), seed, label)
         if not args.no_all:
-            all_layers(out, args, base, settings, seed, g_add_name(designs[0], variants[0]))
+            all_layers(out, args, base, settings, seed,
+                       g_add_name(designs[0], data_label(variants[0], args.synthetic_share)))
     return out
 
 
@@ -271,13 +287,14 @@ def print_case(out: Case, first: str, reference: str | None) -> dict:
             "gain_pairs": gain_ref}
 
 
-def report_gain(out: Case, design: str, seeds: list[int]) -> dict:
+def report_gain(out: Case, design: str, seeds: list[int], share: float | None) -> dict:
     """K from the case's 2 pairs (calibrate.py on dark/ + two_pairs/), and what each 2pairs+sampled run used."""
     true_gain = TARGET_CAMERAS[CASES[out.case]].noise.gain
     gain, se, source = gain_from_two_pairs(out.data)
     runs = {}
     for seed in seeds:
-        synthetic = run_synthetic_noise(out.workdir / "runs" / f"{out.case}_{design}_2pairs_sampled_{seed}")
+        tag = run_tag(design, data_label("2pairs+sampled", share))
+        synthetic = run_synthetic_noise(out.workdir / "runs" / f"{out.case}_{tag}_{seed}")
         if synthetic:
             runs[seed] = {k: synthetic["noise"].get(k) for k in ("gain", "gain_source")}
     se_text = "" if se is None else f" ± {se:.3f}"
@@ -308,14 +325,16 @@ def main() -> None:
           f"seeds {seeds} (PSNR/SSIM: mean, and min..max over the seeds); base {base} "
           f"({args.base_steps} steps; {t_base:.0f} s here)")
     report: dict = {"seeds": seeds, "steps": args.steps, "base_steps": args.base_steps, "data": variants,
-                    "cases": {}}
-    first = g_add_name(designs[0], variants[0])
+                    "synthetic_share": args.synthetic_share, "cases": {}}
+    first = g_add_name(designs[0], data_label(variants[0], args.synthetic_share))
     for case in cases:
         out = run_case(case, args, base, dirs, settings, designs, variants, seeds)
         reference = g_add_name(designs[0], REFERENCE) if len(variants) > 1 else None
         report["cases"][case] = print_case(out, first, reference)
         if {"2pairs", "2pairs+sampled", "sampled", "parametric"} & set(variants):
-            report["cases"][case]["gain_k"] = report_gain(out, designs[0], seeds)
+            report["cases"][case]["gain_k"] = report_gain(out, designs[0], seeds, args.synthetic_share)
+            for line in no_pairs_targets(report["cases"][case]):
+                print(line)
         report["wall_s"] = time.perf_counter() - t_start
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2))

@@ -46,18 +46,28 @@ def given_gain_profile(case_dir: Path, workdir: Path, true_gain: float) -> Path:
     return out
 
 
-def variant_options(variant: str, case_dir: Path, workdir: Path, true_gain: float) -> dict:
-    """``TrainOptions`` fields of a variant: ``dataset_dir`` (None for 0 pairs) and the synthetic-pair options."""
+def variant_options(variant: str, case_dir: Path, workdir: Path, true_gain: float,
+                    synthetic_share: float | None = None) -> dict:
+    """``TrainOptions`` fields of a variant: ``dataset_dir`` (None for 0 pairs) and the synthetic-pair options;
+    ``synthetic_share`` (None: the training default) applies where real and synthetic patches mix."""
     clean, dark = str(case_dir / "clean"), str(case_dir / "dark")
     two = str(case_dir / "two_pairs")
+    mixed = {"dataset_dir": two, "clean_dir": clean, "dark_frames": dark}
+    if synthetic_share is not None:
+        mixed["synthetic_share"] = synthetic_share
     return {
         "pairs": {"dataset_dir": str(case_dir)},
         "2pairs": {"dataset_dir": two},
         "sampled": {"dataset_dir": None, "clean_dir": clean, "dark_frames": dark, "gain": true_gain},
         "parametric": {"dataset_dir": None, "clean_dir": clean,
                        "noise_profile": str(given_gain_profile(case_dir, workdir, true_gain))},
-        "2pairs+sampled": {"dataset_dir": two, "clean_dir": clean, "dark_frames": dark},
+        "2pairs+sampled": mixed,
     }[variant]
+
+
+def mixes(variant: str) -> bool:
+    """Whether real and synthetic patches mix in a variant (``--synthetic-share`` applies)."""
+    return variant == "2pairs+sampled"
 
 
 def gain_from_two_pairs(case_dir: Path) -> tuple[float, float | None, str]:
@@ -72,3 +82,38 @@ def run_synthetic_noise(train_dir: Path) -> dict | None:
     if not path.exists():
         return None
     return json.loads(path.read_text()).get("synthetic")
+
+
+def _gain_of(rows: list[dict], base_psnr: float, variant: str) -> float | None:
+    """Mean PSNR gain over the base of the row trained on ``variant`` (a data label starting with it), or None."""
+    for row in rows:
+        if row.get("data") and row["data"].split(" share ")[0] == variant:
+            return sum(row["psnr"]) / len(row["psnr"]) - base_psnr
+    return None
+
+
+def no_pairs_targets(summary: dict) -> list[str]:
+    """Issue #18's targets, checked on one case's summary (``print_case``'s, with ``gain_k``); a line each, for the
+    targets whose rows the run has (the others need their rows: ``--data pairs,sampled,...``)."""
+    rows, base = summary["rows"], summary["base_psnr"]
+    gains = {v: _gain_of(rows, base, v) for v in ("pairs", "sampled", "parametric", "2pairs+sampled")}
+    lines = []
+    pairs = gains["pairs"]
+    if pairs and gains["sampled"] is not None:
+        share = gains["sampled"] / pairs
+        lines.append(f"0 pairs (sampled darks, given K): {100 * share:.0f}% of 18 pairs' gain (target >= 90%): "
+                     + ("met" if share >= 0.9 else "NOT met"))
+    if pairs and gains["2pairs+sampled"] is not None:
+        ok = gains["2pairs+sampled"] >= pairs
+        lines.append(f"2 pairs + darks + clean: {gains['2pairs+sampled']:+.2f} vs 18 pairs' {pairs:+.2f} dB "
+                     f"(target >=): " + ("met" if ok else "NOT met"))
+    if gains["sampled"] is not None and gains["parametric"] is not None:
+        ok = gains["sampled"] > gains["parametric"]
+        lines.append(f"sampled darks {gains['sampled']:+.2f} vs parametric {gains['parametric']:+.2f} dB "
+                     f"(target: sampled beats parametric): " + ("met" if ok else "NOT met"))
+    k = summary.get("gain_k")
+    if k:
+        err = k["from_two_pairs"] / k["true"] - 1
+        lines.append(f"K from 2 pairs: {100 * err:+.1f}% of the true K (target within 15%): "
+                     + ("met" if abs(err) <= 0.15 else "NOT met"))
+    return lines

@@ -88,6 +88,8 @@ def dng_metadata(cam: DemoCamera, info: dict) -> dict:
 
 
 def write_scene(root: Path, scene: str, rgb: np.ndarray, cam: DemoCamera, rng: np.random.Generator) -> None:
+    """``rgb`` (H, W, 3) uint8 as ``cam``'s clean 10 s long exposure ``root/long/<scene>_00_10s.dng`` and one
+    noisy short exposure per ratio of the camera in ``root/short/`` (noise drawn from ``rng``)."""
     mosaic, info = unprocess_srgb(rgb, cfa=cam.cfa, wb_gains=cam.wb_gains, rgb_to_cam=cam.rgb_to_cam,
                                   return_info=True)
     long_dn = np.round(cam.black + mosaic * cam.exposure * (cam.white - cam.black)).astype(np.uint16)
@@ -137,6 +139,7 @@ def empty_folders(dirs: dict[str, Path]) -> None:
 
 
 def write_test_list(folder: Path) -> None:
+    """``folder/test_list.txt``: the held-out (``1xxxx``) short exposures with their long ones, SID's format."""
     lines = []
     for short in sorted((folder / "short").glob("1*.dng")):
         scene = short.name.split("_")[0]
