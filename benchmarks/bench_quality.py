@@ -155,6 +155,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--synthetic-share", type=float, default=None,
                     help="share of synthetic patches where real and synthetic mix (2pairs+sampled; default: the "
                          "training default, sid_ft.training.options.DEFAULT_SYNTHETIC_SHARE)")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"),
+                    help="the g_add runs' training precision (all-layer runs and every evaluation stay float32, so "
+                         "that rows differ by how they were trained only; default: %(default)s)")
     ap.add_argument("--lr-g-add", type=float, default=None, help="g_add rate (default: the mode's default)")
     ap.add_argument("--g-add-down-init", default=TrainOptions.g_add_down_init, choices=("xavier", "gradient"),
                     help="how the rank-R down kernels start (sid_ft.training.options.TrainOptions.g_add_down_init; "
@@ -222,12 +225,13 @@ def run_case(case: str, args, base: str, dirs: dict, settings: DemoSettings, des
         for design in designs:
             for variant in variants:
                 label = data_label(variant, args.synthetic_share)
-                tag = run_tag(design, label)
+                tag = run_tag(design, label) + ("" if args.precision == "fp32" else f"_{args.precision}")
                 data = variant_options(variant, out.data, workdir, true_gain,
                                        args.synthetic_share if mixes(variant) else None)
                 ck, *timing = finetune(f"{case}_{tag}_{seed}", workdir, base, data, settings, args.steps,
                                        "g_add", args.lr_g_add, seed, lr_warmup_steps=args.lr_warmup_g_add,
                                        keep=args.keep_runs, g_add_down_init=args.g_add_down_init,
+                                       precision=args.precision,
                                        **design_options(design))
                 out.add(g_add_name(design, label), ck, args.steps, tuple(timing), seed, label)
         if not args.no_all:
@@ -323,9 +327,9 @@ def main() -> None:
     seeds = [int(v) for v in args.seeds.split(",")]
     print(f"machine: CPU {cpu_name()}, {os.cpu_count()} cores; N = {args.steps}; patch {settings.finetune_patch}; "
           f"seeds {seeds} (PSNR/SSIM: mean, and min..max over the seeds); base {base} "
-          f"({args.base_steps} steps; {t_base:.0f} s here)")
+          f"({args.base_steps} steps; {t_base:.0f} s here); g_add runs trained in {args.precision}")
     report: dict = {"seeds": seeds, "steps": args.steps, "base_steps": args.base_steps, "data": variants,
-                    "synthetic_share": args.synthetic_share, "cases": {}}
+                    "synthetic_share": args.synthetic_share, "precision": args.precision, "cases": {}}
     first = g_add_name(designs[0], data_label(variants[0], args.synthetic_share))
     for case in cases:
         out = run_case(case, args, base, dirs, settings, designs, variants, seeds)
