@@ -46,6 +46,7 @@ from sid_ft.training.inputs import TrainingPairs, load_training_pairs
 from sid_ft.training.modes import TrainingMode, training_mode
 from sid_ft.training.options import TrainOptions
 from sid_ft.training.patches import patch_name, preview_source, training_sampler
+from sid_ft.training.poisson import resolve_shot_sampler
 from sid_ft.training.schedule import Schedule, plan_schedule, previous_config
 from sid_ft.training.start import ModelStart, model_start, restore_start
 from sid_ft.training.summaries import sample_images, tb_scalars
@@ -186,7 +187,7 @@ def _write_config(train_dir: Path, opts: TrainOptions, mode: TrainingMode, preci
         "lr_decay_step": schedule.decay_step,
         "lr_warmup_steps": schedule.warmup,
         "pairs": [dataclasses.asdict(cp.pair) | {"ratio": cp.ratio} for cp in pairs.loaded],
-        "synthetic": pairs.synthetic.config() if pairs.synthetic else None,
+        "synthetic": pairs.synthetic.config() | {"shot_sampler": resolve_shot_sampler()} if pairs.synthetic else None,
         "skipped": pairs.skipped,
         "validation": _validation_dict(opts, pairs),
         "resumed_from": start.latest,

@@ -16,7 +16,9 @@ per packed channel k with full scale ``F_k = white - black_k`` (DN):
 The random draws use ``tf.random.stateless_*`` seeded from the fed ``noise_seed`` = (``--seed``,
 step) (:class:`sid_ft.data.synthetic.SyntheticSampler`), one sub-seed per kind of draw, so the noise
 of step i is the same in a run that was stopped and resumed.  ``StatelessRandomPoisson`` has only
-a CPU kernel in TensorFlow: on a GPU that one op runs on the host, the rest on the device.
+a CPU kernel in TensorFlow, so the shot noise's sampler depends on the machine (``shot_sampler``,
+:mod:`sid_ft.training.poisson`): that op without a GPU, and with one a sampler whose ops all run on
+the device, seeded from the same sub-seed.
 
 :func:`add_synthesis` puts the placeholders into a training graph's inputs and sets
 ``inputs['network_input']``: per patch of the batch, the synthetic input where ``synthetic`` is
@@ -31,6 +33,7 @@ import numpy as np
 from sid_ft._tf import tf1
 from sid_ft.data.sampling import Patch
 from sid_ft.data.synthetic import SyntheticNoise
+from sid_ft.training.poisson import device_poisson, resolve_shot_sampler
 
 __all__ = ["add_synthesis", "synthesis_feed", "synthesize_short", "tukey_lambda_quantile"]
 
@@ -72,18 +75,28 @@ def _parametric_noise(shape, noise: SyntheticNoise, noise_seed):
     return read + _by_parity(rows, noise.row_parity) + _by_parity(columns, noise.column_parity)
 
 
-def synthesize_short(clean, dark, ratio, noise_seed, noise: SyntheticNoise):
+def _shot_electrons(electrons, seed, shot_sampler: str):
+    """Poisson(``electrons``) counts, float32 of its shape, by ``shot_sampler`` ('auto', 'op' or 'device')."""
+    if resolve_shot_sampler(shot_sampler) == "device":
+        return device_poisson(electrons, seed)
+    tf = tf1()
+    return tf.random.stateless_poisson(tf.shape(electrons), seed, lam=electrons, dtype=tf.float32)
+
+
+def synthesize_short(clean, dark, ratio, noise_seed, noise: SyntheticNoise, shot_sampler: str = "auto"):
     """The noisy short exposure of clean crops, normalised as ``pack_raw`` does, not amplified (module docstring).
 
     ``clean`` (N, p, p, C) float32 in [0, 1]; ``dark`` (N, p, p, C) float32 DN above black; ``ratio`` (N,)
-    float32; ``noise_seed`` (2,) int64.  Returns (N, p, p, C) float32.
+    float32; ``noise_seed`` (2,) int64.  ``shot_sampler``: 'op' (``tf.random.stateless_poisson``),
+    'device' (:func:`sid_ft.training.poisson.device_poisson`) or 'auto' (the device's when TensorFlow sees
+    a GPU).  Returns (N, p, p, C) float32.
     """
     tf = tf1()
     full_scale = noise.full_scale
     black = np.asarray(noise.black, np.float32)
     electrons = tf.maximum(clean, 0.0) * (full_scale / np.float32(noise.gain)) / ratio[:, None, None, None]
     shape = tf.shape(clean)
-    shot = tf.random.stateless_poisson(shape, _seed(noise_seed, _SHOT), lam=electrons, dtype=tf.float32)
+    shot = _shot_electrons(electrons, _seed(noise_seed, _SHOT), shot_sampler)
     x = shot * np.float32(noise.gain) + dark
     if noise.mode == "parametric":
         x = x + _parametric_noise(shape, noise, noise_seed)
@@ -91,9 +104,10 @@ def synthesize_short(clean, dark, ratio, noise_seed, noise: SyntheticNoise):
     return tf.maximum(x, 0.0) / full_scale
 
 
-def add_synthesis(inputs: dict, noise: SyntheticNoise) -> None:
+def add_synthesis(inputs: dict, noise: SyntheticNoise, shot_sampler: str = "auto") -> None:
     """Add the synthetic patches' placeholders to ``inputs`` and set ``inputs['synthetic_short']`` (the noisy
-    short exposures, normalised) and ``inputs['network_input']`` (amplified; real patches' ``image`` kept)."""
+    short exposures, normalised) and ``inputs['network_input']`` (amplified; real patches' ``image`` kept).
+    ``shot_sampler``: as :func:`synthesize_short`."""
     tf = tf1()
     channels = inputs["image"].shape[-1]
     with tf.name_scope("synthesis"):
@@ -105,7 +119,7 @@ def add_synthesis(inputs: dict, noise: SyntheticNoise) -> None:
             "noise_seed": tf.placeholder(tf.int64, [2], name="noise_seed"),
         }
         short = synthesize_short(placeholders["clean"], placeholders["dark"], placeholders["synthetic_ratio"],
-                                 placeholders["noise_seed"], noise)
+                                 placeholders["noise_seed"], noise, shot_sampler)
         amplified = tf.minimum(short * placeholders["synthetic_ratio"][:, None, None, None], 1.0)
         network_input = tf.where(placeholders["synthetic"], amplified, inputs["image"])
     inputs.update(placeholders, synthetic_short=short, network_input=network_input)
