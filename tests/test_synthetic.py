@@ -27,6 +27,7 @@ from sid_ft.data.synthetic_data import prepare_synthetic_data
 from sid_ft.errors import SidFtError
 from sid_ft.io.dng import write_dng
 from sid_ft.nets.model_spec import classify_tensor
+from sid_ft.training.options import DEFAULT_SYNTHETIC_SHARE
 from sid_ft.training.loop import train
 from sid_ft.training.options import TrainOptions
 from sid_ft.training.synthesis import synthesize_short
@@ -287,7 +288,7 @@ def test_two_real_pairs_measure_k_and_mix_with_synthetic_patches_inside(inputs, 
     result = train(opts, report=messages.append)
     assert result.mode == "inside" and result.global_step == 3
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert len(config["pairs"]) == 2 and config["synthetic"]["share"] == 0.5
+    assert len(config["pairs"]) == 2 and config["synthetic"]["share"] == DEFAULT_SYNTHETIC_SHARE == 0.8
     assert config["synthetic"]["noise"]["gain_source"] == "pairs"
     assert 2.0 < config["synthetic"]["noise"]["gain"] < 4.5  # true K 3 (tiny images: a rough estimate)
     assert any("DN per electron (from pairs)" in m for m in messages)
@@ -359,7 +360,7 @@ def test_options_and_the_command_line(tmp_path):
         TrainOptions(clean_dir="clean", dark_frames="d", synthetic_share=1.5).check()
     args = ["--clean-dir", "c", "--dark-frames", "d", "--ratios", "50", "200", "--gain", "2.5"]
     opts = options_from_args(parse_args(args))
-    assert opts.ratios == (50.0, 200.0) and opts.gain == 2.5 and opts.synthetic_share == 0.5
+    assert opts.ratios == (50.0, 200.0) and opts.gain == 2.5 and opts.synthetic_share == 0.8
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"options": dataclasses.asdict(opts)}))

@@ -114,8 +114,9 @@ def _add_synthetic(syn: argparse._ArgumentGroup, d: TrainOptions) -> None:
                           + " ".join(f"{r:g}" for r in DEFAULT_RATIOS) + ", SID's)")
     syn.add_argument("--synthetic-share", type=float, default=d.synthetic_share, metavar="F",
                      help="with --dataset-dir/--train-list too: the fraction of patches that are synthetic "
-                          f"(default: {DEFAULT_SYNTHETIC_SHARE:g}: the real pairs, with the sensor's own noise, in "
-                          "every other patch; the synthetic half adds scenes and ratios and fresh noise)")
+                          f"(default: {DEFAULT_SYNTHETIC_SHARE:g}: a few real pairs, with the sensor's own noise, in one "
+                          "patch of five; the synthetic ones add scenes, ratios and fresh noise. Lower it when "
+                          "you have many real pairs)")
 
 
 def _add_checkpoints(model: argparse._ArgumentGroup, d: TrainOptions) -> None:

@@ -27,11 +27,13 @@ LED's 1.5k iterations, which suits a handful of pairs."""
 DEFAULT_RATIOS = (100.0, 250.0, 300.0)
 """``--ratios``: the exposure ratios of synthetic patches, SID's (its Sony set's x100, x250, x300)."""
 
-DEFAULT_SYNTHETIC_SHARE = 0.5
-"""``--synthetic-share``: the fraction of patches that are synthetic when real pairs are given too.  Half:
-the real pairs carry what no noise model has (the sensor's own noise at its own levels) in every other
-patch, while the synthetic half adds the scenes and ratios that a few pairs lack and cannot be
-overfitted (fresh noise every step).  An even split, not a tuned value."""
+DEFAULT_SYNTHETIC_SHARE = 0.8
+"""``--synthetic-share``: the fraction of patches that are synthetic when real pairs are given too.  Four in
+five: a user's few real pairs are a few scenes with one noise draw each, and at half the patches they were
+overfitted; the synthetic patches bring every clean photo at every ratio with fresh noise, and the real ones
+still bring the sensor's own noise at its own levels in one patch of five.  Measured on bench_quality.py's
+out-of-model case (2 real pairs + 8 dark frames + 6 clean photos, 3 seeds): +1.21 dB at 0.5, +1.39 dB at 0.8,
+against +1.29 dB from 18 real pairs.  With many real pairs, a lower share is the natural choice."""
 
 DEFAULT_VAL_EVERY = 100
 """``--val-every``: steps between two scorings of the held-out pairs.  About 15 evaluations in a default
