@@ -99,11 +99,22 @@ def held_out_pairs(train_dir: Path) -> list[str]:
     return [Path(p["short_path"]).name for p in validation.get("pairs", [])]
 
 
+def recorded_wall(train_dir: Path, wall: float) -> float:
+    """The run's training wall clock: the one recorded in ``train_dir/bench_wall.json`` by the invocation that
+    trained it (a run reused with ``--keep-runs`` takes seconds), else ``wall``, recorded now."""
+    path = train_dir / "bench_wall.json"
+    if path.exists():
+        return float(json.loads(path.read_text())["wall_s"])
+    path.write_text(json.dumps({"wall_s": wall}))
+    return wall
+
+
 def run_fixed(out: Case, args, base: str, settings: DemoSettings, seed: int) -> dict:
     """N steps on all the case's pairs; scored on the held-out test images."""
     name = f"{out.case}_early_fixed_{seed}"
     ck, wall, step_s, wait_s = finetune(name, out.workdir, base, out.data, settings, args.steps, "g_add", None,
                                         seed, args.keep_runs)
+    wall = recorded_wall(out.workdir / "runs" / name, wall)
     out.add(FIXED, ck, args.steps, (wall, step_s, wait_s), seed)
     records = read_metrics(out.workdir / "runs" / name)
     return {"wall_s": wall, "step_s": step_s, "wait_s": wait_s, "steps": steps_run(records),
@@ -117,6 +128,7 @@ def run_early(out: Case, args, base: str, settings: DemoSettings, seed: int) -> 
     _, wall, step_s, wait_s = finetune(name, out.workdir, base, out.data, settings, args.steps, "g_add", None,
                                        seed, args.keep_runs, val_pairs=args.val_pairs, val_every=args.val_every,
                                        early_stop=args.early_stop)
+    wall = recorded_wall(train_dir, wall)
     best = read_best(train_dir / BEST_DIR)
     if best is None:
         raise SystemExit(f"{train_dir}: no best checkpoint (too few scenes to hold one out?); see its config.json")

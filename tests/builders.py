@@ -54,3 +54,24 @@ def train_opts(dataset: Path, pretrained: str, train_dir: Path, **kw) -> "TrainO
                 save_every=1000, log_every=1, progress=False, g_add_width=8, lr=1e-3, g_add_head=True, g_add_rank=0)
     base.update(kw)
     return TrainOptions(**base)
+
+
+def fake_val_scores(values, monkeypatch, signal_at: int | None = None) -> list[int]:
+    """Make the held-out scoring (``sid_ft.training.validation.score_pairs``) return ``values`` in turn (PSNR,
+    and SSIM = PSNR / 100); with ``signal_at``, send SIGTERM to this process during that scoring (1-based).
+    Returns the calls counter."""
+    import os
+    import signal
+
+    calls = [0]
+    values = list(values)
+
+    def fake(sess, vg, pairs):
+        calls[0] += 1
+        if calls[0] == signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        value = values.pop(0)
+        return value, value / 100
+
+    monkeypatch.setattr("sid_ft.training.validation.score_pairs", fake)
+    return calls

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from sid_ft.errors import SidFtError
 from sid_ft.training.holdout import choose_held_out, split_validation
 from sid_ft.training.options import TrainOptions
 
-from tests.builders import make_pairs_tree, train_opts
+from tests.builders import fake_val_scores, make_pairs_tree, train_opts
 
 
 def _pair(scene: str, k: int = 0, folder: str = "/d") -> Pair:
@@ -28,22 +27,6 @@ def _pair(scene: str, k: int = 0, folder: str = "/d") -> Pair:
 def _metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
-
-def _scores(values, monkeypatch, signal_at: int | None = None) -> list[int]:
-    """Make the held-out scoring return ``values`` in turn (PSNR, and SSIM = PSNR / 100); with ``signal_at``,
-    send SIGTERM to this process during that scoring (1-based).  Returns the calls counter."""
-    calls = [0]
-    values = list(values)
-
-    def fake(sess, vg, pairs):
-        calls[0] += 1
-        if calls[0] == signal_at:
-            os.kill(os.getpid(), signal.SIGTERM)
-        value = values.pop(0)
-        return value, value / 100
-
-    monkeypatch.setattr("sid_ft.training.validation.score_pairs", fake)
-    return calls
 
 
 @pytest.fixture(scope="module")
@@ -272,11 +255,12 @@ def test_best_and_latest_differ_and_early_stop_ends_the_run(scenes4, pretrained,
     from sid_ft.cli.train import main
     from sid_ft.nets.checkpoint import resolve_checkpoint
 
-    _scores([10.0, 12.0, 11.0, 11.5, 9.0], monkeypatch)
+    fake_val_scores([10.0, 12.0, 11.0, 11.5, 9.0], monkeypatch)
     run = tmp_path / "run"
     argv = ["--dataset-dir", str(scenes4), "--pretrained", pretrained, "--train-dir", str(run), "--steps", "50",
             "--patch-size", "16", "--g-add-width", "8", "--g-add-head", "--g-add-rank", "0", "--no-progress",
-            "--val-pairs", "1", "--val-every", "2", "--early-stop", "2", "--save-every", "1000"]
+            "--val-pairs", "1", "--val-every", "2", "--early-stop", "2", "--save-every", "1000",
+            "--lr-decay-step", "1"]  # the rate decayed: a plateau stops the run
     assert main(argv) == 0
     out = capsys.readouterr()
     assert "stopped early at step 8" in out.out and "best checkpoint" in out.out
@@ -298,13 +282,13 @@ def test_a_stop_after_a_scoring_and_a_resume_keep_the_best_and_the_count(scenes4
     from sid_ft.training.loop import train
 
     run = tmp_path / "run"
-    opts = train_opts(scenes4, pretrained, run, steps=40, val_pairs=1, val_every=1, early_stop=3)
-    _scores([10.0, 12.0, 11.0], monkeypatch, signal_at=3)  # SIGTERM while scoring step 3
+    opts = train_opts(scenes4, pretrained, run, steps=40, val_pairs=1, val_every=1, early_stop=3, lr_decay_step=1)
+    fake_val_scores([10.0, 12.0, 11.0], monkeypatch, signal_at=3)  # SIGTERM while scoring step 3
     first = train(opts, report=lambda m: None)
     assert first.stopped_by == "SIGTERM" and first.global_step == 3 and first.stopped_early is None
     assert json.loads((run / "best" / "best.json").read_text())["evaluations_since_best"] == [3]
     messages: list[str] = []
-    _scores([11.5, 11.9], monkeypatch)  # below the best so far: two more make three
+    fake_val_scores([11.5, 11.9], monkeypatch)  # below the best so far: two more make three
     second = train(opts, report=messages.append)
     assert second.resumed and second.global_step == 5 and second.stopped_early
     assert any("best so far: step 2, 12.00 dB" in m and "then 1 scoring(s)" in m for m in messages)

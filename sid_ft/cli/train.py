@@ -215,8 +215,11 @@ def _add_validation(val: argparse._ArgumentGroup, d: TrainOptions) -> None:
                           "TRAIN_DIR means to test.py and Predictor (test.py --latest: the latest); training "
                           "resumes from the latest (default: %(default)s)")
     val.add_argument("--early-stop", type=int, default=None, metavar="P",
-                     help="stop (exit 0) after P scorings in a row without a better held-out PSNR; a resumed run "
-                          "counts on (default: none, every step runs)")
+                     help="decay the rate at the first plateau, stop at the second: while the rate is still high "
+                          "(before --lr-decay-step), P scorings in a row without a better held-out PSNR move the "
+                          "rate's decay to then and the count starts again; once it is decayed, P such scorings "
+                          "stop the run (exit 0). A resumed run keeps the moved decay and counts on (default: "
+                          "none, every step runs)")
 
 
 def _add_running(p: argparse.ArgumentParser, model: argparse._ArgumentGroup, opt: argparse._ArgumentGroup,

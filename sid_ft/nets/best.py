@@ -8,6 +8,10 @@ keeps, beside the latest checkpoints in ``TRAIN_DIR``, the one with the highest 
     TRAIN_DIR/best/best.json                                       {"checkpoint": "model.ckpt-<step>", "step",
                                                                     "val_psnr", "val_ssim", "pairs", ...}
 
+``best.json`` also carries what a resumed run needs to go on as it was: ``evaluations_since_best``
+(the steps of later scorings without a better PSNR) and, once ``--early-stop``'s first plateau moved the
+rate's decay, ``lr_decay_moved_at`` (the step of that scoring: the rate is decayed for every step after it).
+
 ``best.json`` is the commit point: it is replaced atomically only once the checkpoint it names is
 complete, and older checkpoints in ``best/`` are deleted only after that
 (:func:`sid_ft.nets.checkpoint_save.save_best_checkpoint`), so a kill at any moment leaves a
@@ -54,6 +58,9 @@ def read_best(folder: str | os.PathLike) -> dict | None:
                                "as a prefix, or ask for the train dir's latest") from None
     if not isinstance(record, dict) or not isinstance(record.get("checkpoint"), str):
         raise SidFtError(path, 'not a record of the best checkpoint (no "checkpoint" name)')
+    moved = record.get("lr_decay_moved_at")
+    if moved is not None and (not isinstance(moved, int) or isinstance(moved, bool) or moved < 0):
+        raise SidFtError(path, f'"lr_decay_moved_at" is {moved!r}, not a step number')
     return record
 
 

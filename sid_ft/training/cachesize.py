@@ -9,6 +9,11 @@ decoding the pixels; a few milliseconds a file):
 * feature cache (cached g_add mode): ``g_conv9_2`` ``h*w*32`` and ``g_conv10``
   ``h*w*3*s*s`` values of ``--feature-dtype`` per short exposure and ratio.
 
+The synthetic pairs' inputs (``--clean-dir``, ``--dark-frames``) go through the same decode cache and
+are counted the same way: a clean photo as a short exposure (packed) and a long one (ground truth), a
+dark frame as a short exposure.  The small JSON files beside them (levels, a clean photo's figures) are
+not counted.
+
 Files already in the cache are not counted again.  :func:`check_caches` compares the
 rest with the free space of the cache's file system and ``--cache-max-gb``.
 """
@@ -64,30 +69,78 @@ def _npy(n_values: int, itemsize: int) -> int:
 
 @dataclass
 class CacheEstimate:
-    """Bytes the caches of a run will add (``decoded``, ``features``) and what is already there."""
+    """Bytes the caches of a run will add (``decoded``, ``features``) and what is already there.
+
+    ``pairs``, ``clean_photos`` and ``dark_frames`` count the inputs whose cache files are in it.
+    """
 
     decoded: int = 0
     features: int = 0
     cached_already: int = 0
     pairs: int = 0
+    clean_photos: int = 0
+    dark_frames: int = 0
     unreadable: list[str] = field(default_factory=list)
+    counted: set[str] = field(default_factory=set, repr=False)  # names of the decode-cache files counted
 
     @property
     def total(self) -> int:
         return self.decoded + self.features
 
+    def count_file(self, cache_file: Path, nbytes: int) -> None:
+        """Count one decode-cache file once: as there when it exists, else as bytes to decode."""
+        if cache_file.name in self.counted:
+            return
+        self.counted.add(cache_file.name)
+        if cache_file.exists():
+            self.cached_already += nbytes
+        else:
+            self.decoded += nbytes
 
-def estimate_caches(pairs: Sequence[Pair], cache_dir: str | os.PathLike, feature_cache: bool,
-                    feature_dtype: str = "float16", ratio_cap: float = 300.0) -> CacheEstimate:
-    """Estimate the bytes the decode cache (and, with ``feature_cache``, the feature cache) will add."""
+
+def packed_file(cache_dir: Path, path: str | os.PathLike) -> Path:
+    """Where :meth:`DecodeCache.packed <sid_ft.data.sampling.DecodeCache.packed>` keeps ``path``'s integers."""
+    from sid_ft.data.sampling import file_key
+
+    return cache_dir / f"{file_key(path, 'packed')}_packed_u16.npy"
+
+
+def reference_file(cache_dir: Path, path: str | os.PathLike) -> Path:
+    """Where :meth:`DecodeCache.reference <sid_ft.data.sampling.DecodeCache.reference>` keeps ``path``'s rendering."""
+    from sid_ft.data.sampling import file_key
+
+    return cache_dir / f"{file_key(path, 'gt')}_gt.npy"
+
+
+def _packed_bytes(g: RawGeometry) -> int:
+    return _npy(g.h * g.w * g.channels, 2)
+
+
+def _reference_bytes(g: RawGeometry) -> int:
+    return _npy(g.scale * g.h * g.scale * g.w * 3, 2)
+
+
+def _count_features(est: CacheEstimate, pair: Pair, g: RawGeometry, cache_dir: Path, feature_dtype: str,
+                    ratio_cap: float) -> None:
+    """The feature cache of one short exposure and ratio (``g_conv9_2`` and ``g_conv10``)."""
     from sid_ft.data.sampling import file_key
     from sid_ft.nets.unet import FEATURE_CHANNELS
 
-    cache_dir = Path(cache_dir)
-    est = CacheEstimate()
-    feature_bytes = np.dtype(feature_dtype).itemsize
+    nbytes = np.dtype(feature_dtype).itemsize
+    feats = _npy(g.h * g.w * FEATURE_CHANNELS, nbytes) + _npy(g.h * g.w * 3 * g.scale ** 2, nbytes)
+    done = glob.glob(os.path.join(glob.escape(str(cache_dir)), f"{file_key(pair.short_path, 'packed')}_*_"
+                                                               f"r{pair.ratio(ratio_cap):g}_{feature_dtype}_feat.npy"))
+    if done:  # for some base network: counted as there (an estimate, not a promise)
+        est.cached_already += feats
+    else:
+        est.features += feats
+
+
+def _count_pairs(est: CacheEstimate, pairs: Sequence[Pair], cache_dir: Path, feature_cache: bool,
+                 feature_dtype: str, ratio_cap: float) -> None:
+    """Packed short exposures, ground truths of the long exposures (each once) and, with ``feature_cache``,
+    the features of each short exposure and ratio."""
     geometry: dict[str, RawGeometry | None] = {}
-    seen_long: set[str] = set()
     for pair in pairs:
         for path in (pair.short_path, pair.long_path):
             if path not in geometry:
@@ -98,38 +151,74 @@ def estimate_caches(pairs: Sequence[Pair], cache_dir: str | os.PathLike, feature
             continue
         est.pairs += 1
         try:
-            short_key = file_key(pair.short_path, "packed")
-            long_key = file_key(pair.long_path, "gt")
+            short_file, long_file = packed_file(cache_dir, pair.short_path), reference_file(cache_dir, pair.long_path)
         except OSError:
             est.unreadable.append(pair.short_path)
             continue
-        packed = _npy(g.h * g.w * g.channels, 2)
-        if (cache_dir / f"{short_key}_packed_u16.npy").exists():
-            est.cached_already += packed
-        else:
-            est.decoded += packed
-        if pair.long_path not in seen_long:
-            seen_long.add(pair.long_path)
-            gt = _npy(g.scale * g.h * g.scale * g.w * 3, 2)
-            if (cache_dir / f"{long_key}_gt.npy").exists():
-                est.cached_already += gt
-            else:
-                est.decoded += gt
+        est.count_file(short_file, _packed_bytes(g))
+        est.count_file(long_file, _reference_bytes(g))
         if feature_cache:
-            feats = _npy(g.h * g.w * FEATURE_CHANNELS, feature_bytes) + _npy(g.h * g.w * 3 * g.scale ** 2,
-                                                                             feature_bytes)
-            ratio = pair.ratio(ratio_cap)
-            done = glob.glob(os.path.join(glob.escape(str(cache_dir)),
-                                          f"{short_key}_*_r{ratio:g}_{feature_dtype}_feat.npy"))
-            if done:  # for some base network: counted as there (an estimate, not a promise)
-                est.cached_already += feats
-            else:
-                est.features += feats
+            _count_features(est, pair, g, cache_dir, feature_dtype, ratio_cap)
+
+
+def _geometry_or_note(est: CacheEstimate, path: Path) -> RawGeometry | None:
+    """``path``'s geometry; None (and noted in ``est.unreadable``) when LibRaw cannot open it: its loader names it."""
+    g = raw_geometry(path)
+    if g is None:
+        est.unreadable.append(str(path))
+    return g
+
+
+def _count_synthetic(est: CacheEstimate, clean_dir: str | os.PathLike | None,
+                     dark_frames: str | os.PathLike | None, cache_dir: Path) -> None:
+    """Clean photos (packed mosaic and rendering, like a pair) and dark frames (packed mosaic), listed as
+    their loaders list them (:func:`sid_ft.io.raw.list_raw_files`; SidFtError for a missing or empty folder)."""
+    from sid_ft.io.raw import list_raw_files
+
+    clean = list_raw_files(clean_dir, "clean photos") if clean_dir else []
+    darks = list_raw_files(dark_frames, "dark frames") if dark_frames else []
+    for path in clean:
+        g = _geometry_or_note(est, path)
+        if g is not None:
+            est.clean_photos += 1
+            est.count_file(packed_file(cache_dir, path), _packed_bytes(g))
+            est.count_file(reference_file(cache_dir, path), _reference_bytes(g))
+    for path in darks:
+        g = _geometry_or_note(est, path)
+        if g is not None:
+            est.dark_frames += 1
+            est.count_file(packed_file(cache_dir, path), _packed_bytes(g))
+
+
+def estimate_caches(pairs: Sequence[Pair], cache_dir: str | os.PathLike, feature_cache: bool,
+                    feature_dtype: str = "float16", ratio_cap: float = 300.0, *,
+                    clean_dir: str | os.PathLike | None = None,
+                    dark_frames: str | os.PathLike | None = None) -> CacheEstimate:
+    """Estimate the bytes the decode cache (and, with ``feature_cache``, the feature cache) will add.
+
+    Counts ``pairs`` and the synthetic pairs' inputs: the clean photos of ``clean_dir`` and the dark
+    frames of ``dark_frames`` (``--clean-dir``, ``--dark-frames``).  A file that several inputs share
+    (a clean photo that is also a long exposure) is counted once.
+    """
+    cache_dir = Path(cache_dir)
+    est = CacheEstimate()
+    _count_pairs(est, pairs, cache_dir, feature_cache, feature_dtype, ratio_cap)
+    _count_synthetic(est, clean_dir, dark_frames, cache_dir)
     return est
 
 
 def _gb(n: float) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e7 else f"{n / 1e6:.3f} MB"
+
+
+def _inputs_text(est: CacheEstimate) -> str:
+    """'2 pair(s)', or with synthetic inputs e.g. '2 pair(s), 3 clean photo(s) and 8 dark frame(s)'."""
+    parts = [f"{est.pairs} pair(s)"] if est.pairs or not (est.clean_photos or est.dark_frames) else []
+    if est.clean_photos:
+        parts.append(f"{est.clean_photos} clean photo(s)")
+    if est.dark_frames:
+        parts.append(f"{est.dark_frames} dark frame(s)")
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
 
 
 def free_bytes(folder: str | os.PathLike) -> tuple[Path, int]:
@@ -159,7 +248,7 @@ def check_caches(est: CacheEstimate, cache_dir: str | os.PathLike, cache_max_gb:
                       f"{_gb(free)} free on {where}")
     if est.total <= room:
         return True
-    what = (f"the caches of {est.pairs} pair(s) need {_gb(est.total)} more (decoded images "
+    what = (f"the caches of {_inputs_text(est)} need {_gb(est.total)} more (decoded images "
             f"{_gb(est.decoded)}, frozen-network features {_gb(est.features)}; {_gb(est.cached_already)} "
             f"already cached), but the room is {_gb(max(room, 0))} ({limit_text})")
     if est.features and est.decoded <= room:
@@ -169,4 +258,5 @@ def check_caches(est: CacheEstimate, cache_dir: str | os.PathLike, cache_max_gb:
         return False
     raise SidFtError(cache_dir, f"{what}. Nothing was written. Ways out: --cache-dir on a disk with more "
                                 "room, free space, a larger --cache-max-gb, or fewer pairs (--split, a shorter "
-                                "--train-list)")
+                                "--train-list)" + (" or fewer files in --clean-dir / --dark-frames"
+                                                   if est.clean_photos or est.dark_frames else ""))

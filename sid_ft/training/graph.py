@@ -1,7 +1,10 @@
 """The training graph: a mode's network, SID's L1 loss, Adam on the trainable scopes, the rate schedule.
 
 :func:`build_train_graph` builds it in a new ``tf.Graph``; :func:`feed_for` turns a
-:class:`sid_ft.data.sampling.Patch` (or a batch of them) into the feed of one step.
+:class:`sid_ft.data.sampling.Patch` (or a batch of them) into the feed of one step.  The rate's decay step
+is an input with a default (:func:`decay_step_input`): the schedule's, unless a step's feed moves it
+(``--early-stop``'s first plateau, :mod:`sid_ft.training.validation`); it is not a variable, so the
+checkpoint does not hold it.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from sid_ft.training.modes import TrainingMode, mode_named
 from sid_ft.training.options import in_scopes
 from sid_ft.training.synthesis import add_synthesis, synthesis_feed
 
-__all__ = ["TrainGraph", "build_train_graph", "feed_for", "learning_rate", "select_trainable"]
+__all__ = ["TrainGraph", "build_train_graph", "decay_step_input", "feed_for", "learning_rate", "select_trainable"]
 
 
 @dataclass
@@ -39,6 +42,7 @@ class TrainGraph:
     trainable: list
     saver: object
     weights_finite: object  # scalar bool: trainable variables and their Adam slots are finite (checked before saves)
+    lr_decay_step: object  # scalar int64 placeholder with the schedule's decay step as default (feed_for moves it)
 
 
 def select_trainable(variables: Sequence, scopes: Sequence[str]) -> list:
@@ -51,12 +55,21 @@ def select_trainable(variables: Sequence, scopes: Sequence[str]) -> list:
     return chosen
 
 
-def learning_rate(global_step, lr: float, lr_decay_step: int, lr_decay_factor: float, lr_warmup_steps: int = 0):
-    """The rate tensor: ``lr``, times ``(k + 1) / K`` at step k of the first K = ``lr_warmup_steps``, and
-    times ``lr_decay_factor`` after ``lr_decay_step``."""
+def decay_step_input(lr_decay_step: int):
+    """Scalar int64 placeholder ``lr_decay_step`` whose default is ``lr_decay_step``: the rate's decay step
+    unless a feed moves it."""
     tf = tf1()
+    return tf.placeholder_with_default(np.int64(lr_decay_step), [], name="lr_decay_step")
+
+
+def learning_rate(global_step, lr: float, lr_decay_step, lr_decay_factor: float, lr_warmup_steps: int = 0):
+    """The rate tensor: ``lr``, times ``(k + 1) / K`` at step k of the first K = ``lr_warmup_steps``, and
+    times ``lr_decay_factor`` once ``global_step`` (the steps done before this one) is past ``lr_decay_step``
+    (an int, or a scalar int64 tensor such as :func:`decay_step_input`)."""
+    tf = tf1()
+    boundary = lr_decay_step if tf.is_tensor(lr_decay_step) else np.int64(lr_decay_step)
     lr_t = tf.train.piecewise_constant(
-        global_step, [np.int64(lr_decay_step)], [float(lr), float(lr) * lr_decay_factor],
+        global_step, [boundary], [float(lr), float(lr) * lr_decay_factor],
         name="learning_rate" if lr_warmup_steps <= 0 else "base_learning_rate"
     )
     if lr_warmup_steps > 0:
@@ -100,7 +113,7 @@ def build_train_graph(
 
     ``g_add`` None builds plain SID (only in 'full' mode: the other modes train g_add layers).
     The rate is ``lr`` — over the first ``lr_warmup_steps`` K steps ``lr * (k + 1) / K`` at step k — and
-    ``lr * lr_decay_factor`` after ``lr_decay_step``.
+    ``lr * lr_decay_factor`` after ``lr_decay_step`` (the default of ``TrainGraph.lr_decay_step``; a feed moves it).
     ``precision`` (None: fp32): the arithmetic of the networks (:func:`sid_ft.nets.precision.compute_scope`:
     variables and Adam state stay float32); the loss is float32; fp16 scales it
     (:func:`sid_ft.nets.precision.loss_scaled`).
@@ -120,21 +133,24 @@ def build_train_graph(
             add_synthesis(inputs, synthesis)
         built = mode.build(inputs, camera, g_add, precision)
         loss = tf.reduce_mean(tf.abs(built.output - built.target), name="l1_loss")
-        lr_t = learning_rate(global_step, lr, lr_decay_step, lr_decay_factor, lr_warmup_steps)
+        decay_step = decay_step_input(lr_decay_step)
+        lr_t = learning_rate(global_step, lr, decay_step, lr_decay_factor, lr_warmup_steps)
         trainable = select_trainable(tf.trainable_variables(), list(trainable_scopes))
         optimizer = tf.train.AdamOptimizer(lr_t)
         train_op = prec.loss_scaled(optimizer, precision).minimize(loss, global_step=global_step, var_list=trainable)
         saver = make_saver(max_to_keep=keep)
         weights_finite = _all_finite(trainable, optimizer)
     return TrainGraph(graph, mode, inputs, built.output, loss, lr_t, train_op, global_step, built.base_features,
-                      trainable, saver, weights_finite)
+                      trainable, saver, weights_finite, decay_step)
 
 
-def feed_for(tg: TrainGraph, patch: Patch | Sequence[Patch], ratio: float | None = None) -> dict:
+def feed_for(tg: TrainGraph, patch: Patch | Sequence[Patch], ratio: float | None = None,
+             lr_decay_step: int | None = None) -> dict:
     """The feed dict of one step from a :class:`sid_ft.data.sampling.Patch` or a batch (a list of them).
 
     Each patch is amplified by ``ratio`` when given, else by its own ``ratio``; synthetic patches get their
-    noise in the graph (:func:`sid_ft.training.synthesis.synthesis_feed`).
+    noise in the graph (:func:`sid_ft.training.synthesis.synthesis_feed`).  ``lr_decay_step`` (None: the
+    schedule's) moves the rate's decay: the rate is decayed once ``global_step`` is past it.
     """
     batch = [patch] if isinstance(patch, Patch) else list(patch)
     ratios = [p.ratio if ratio is None else ratio for p in batch]
@@ -142,4 +158,6 @@ def feed_for(tg: TrainGraph, patch: Patch | Sequence[Patch], ratio: float | None
     feed.update(tg.mode.feed(tg.inputs, batch, ratios))
     if "synthetic" in tg.inputs:
         feed.update(synthesis_feed(tg.inputs, batch))
+    if lr_decay_step is not None:
+        feed[tg.lr_decay_step] = np.int64(lr_decay_step)
     return feed

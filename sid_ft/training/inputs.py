@@ -4,8 +4,8 @@ Pairs come from ``--dataset-dir`` (SID's layout) and/or ``--train-list`` (SID's 
 format); problems with single files are reported and skipped.  Synthetic pairs come from
 ``--clean-dir`` with ``--dark-frames`` and/or ``--noise-profile``
 (:func:`sid_ft.data.synthetic_data.prepare_synthetic_data`), with or without real pairs.  Before anything is
-decoded, :mod:`sid_ft.training.cachesize` checks that the caches fit on disk (else the
-run stops, or trains without the feature cache).
+decoded, :mod:`sid_ft.training.cachesize` checks that the caches (of the pairs, the clean photos and
+the dark frames) fit on disk (else the run stops, or trains without the feature cache).
 """
 from __future__ import annotations
 
@@ -109,12 +109,25 @@ def _decode_held_out(cache: DecodeCache, held: Sequence[Pair], ratio_cap: float,
     return good
 
 
+def _fitted_mode(opts: TrainOptions, mode: TrainingMode, cache_dir: Path, pairs: Sequence[Pair],
+                 report: Callable[[str], None]) -> TrainingMode:
+    """Before anything is decoded or written: do the caches of ``pairs`` and of the synthetic pairs' clean
+    photos and dark frames fit?  ``mode``, or the same without the feature cache; SidFtError when not even
+    the decoded images fit."""
+    estimate = cachesize.estimate_caches(pairs, cache_dir, mode.caches_features, opts.feature_dtype, opts.ratio_cap,
+                                         clean_dir=opts.clean_dir, dark_frames=opts.dark_frames)
+    if not cachesize.check_caches(estimate, cache_dir, opts.cache_max_gb, report):
+        return mode.without_feature_cache()
+    return mode
+
+
 def _synthetic_only(opts: TrainOptions, mode: TrainingMode, cache_dir: Path, start: ModelStart,
                     report: Callable[[str], None]) -> tuple[TrainingPairs, TrainingMode]:
     """Synthetic pairs alone (``--clean-dir`` without real pairs); held-out real pairs only from ``--val-list``."""
+    _, held = split_validation(opts, [], report)
+    mode = _fitted_mode(opts, mode, cache_dir, held, report)
     synthetic = _synthetic_data(opts, cache_dir, report)
     camera = _synthetic_camera(synthetic, opts.camera, start.camera, start.checkpoint)
-    _, held = split_validation(opts, [], report)
     validation = _decode_held_out(DecodeCache(cache_dir), held, opts.ratio_cap, report)
     if validation:
         resolve_camera(validation, camera, start.camera, start.checkpoint)
@@ -133,11 +146,7 @@ def load_training_pairs(opts: TrainOptions, mode: TrainingMode, cache_dir: Path,
         return _synthetic_only(opts, mode, cache_dir, start, report)
     pairs, skipped = collect_pairs(opts, report)
     pairs, held = split_validation(opts, pairs, report)
-    # before anything is decoded or written: do the caches fit? (else stop, or train without the feature cache)
-    estimate = cachesize.estimate_caches(pairs + held, cache_dir, mode.caches_features, opts.feature_dtype,
-                                         opts.ratio_cap)
-    if not cachesize.check_caches(estimate, cache_dir, opts.cache_max_gb, report):
-        mode = mode.without_feature_cache()
+    mode = _fitted_mode(opts, mode, cache_dir, pairs + held, report)
 
     def on_error(err: SidFtError) -> None:
         skipped.append(str(err))

@@ -125,7 +125,7 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
         first_step = restore_start(sess, tg, opts, start, report)
         sampler = training_sampler(sess, tg, opts, start, pairs, cache_dir, schedule.batch_size, first_step, report)
         run = _Run(sess, tg, train_dir, sampler, pairs, start)
-        _add_validator(run, vg, opts, first_step, report)
+        _add_validator(run, vg, opts, first_step, schedule.decay_step, report)
         _train_steps(run, opts, first_step, schedule.total_steps, stop, report)
     early = run.validator.stopped_early if run.validator else None
     return TrainResult(str(run.last_saved), run.step, run.last_loss, mode.name, bool(start.latest), pairs.skipped,
@@ -133,9 +133,10 @@ def _train(opts: TrainOptions, report: Callable[[str], None], stop: preempt.Stop
                        best_prefix(train_dir))
 
 
-def _add_validator(run: "_Run", vg: ValGraph | None, opts: TrainOptions, first_step: int,
+def _add_validator(run: "_Run", vg: ValGraph | None, opts: TrainOptions, first_step: int, decay_step: int,
                    report: Callable[[str], None]) -> None:
-    """The run's :class:`~sid_ft.training.validation.Validator` when it has held-out pairs, with the best so far."""
+    """The run's :class:`~sid_ft.training.validation.Validator` when it has held-out pairs, with the best so far
+    (and the rate's decay, if a plateau moved it before ``first_step``); ``decay_step``: the schedule's."""
     if vg is None:
         if first_step:
             note_kept_best(run.train_dir, report)
@@ -143,7 +144,7 @@ def _add_validator(run: "_Run", vg: ValGraph | None, opts: TrainOptions, first_s
     names = [cp.pair.short_path for cp in run.pairs.validation]
     best = best_so_far(run.train_dir, names, first_step, report)
     run.validator = Validator(run.sess, run.tg, vg, run.pairs.validation, opts, best, run.spec_info, run.writer,
-                              report)
+                              report, decay_step)
 
 
 def _with_synthetic(mode: TrainingMode, opts: TrainOptions, report: Callable[[str], None]) -> TrainingMode:
@@ -243,7 +244,8 @@ def _one_step(run: _Run, loader: BackgroundLoader, metrics, opts: TrainOptions, 
     t0 = time.perf_counter()
     batch = loader.get()  # --batch-size patches
     t1 = time.perf_counter()
-    _, loss, lr = run.sess.run([run.tg.train_op, run.tg.loss, run.tg.lr], feed_for(run.tg, batch))
+    moved = run.validator.lr_decay_step() if run.validator else None  # --early-stop's plateau moves the decay
+    _, loss, lr = run.sess.run([run.tg.train_op, run.tg.loss, run.tg.lr], feed_for(run.tg, batch, lr_decay_step=moved))
     run.step += 1  # minimize() adds one to global_step per run
     t2 = time.perf_counter()
     if not math.isfinite(loss):
@@ -297,6 +299,17 @@ def _stopping_early(run: _Run) -> bool:
     return run.validator is not None and run.validator.stopped_early is not None
 
 
+def _spent_count(run: _Run, first_step: int, metrics, report: Callable[[str], None]) -> None:
+    """A resumed run whose ``--early-stop`` count is already spent (e.g. a smaller P than before): the rate's
+    decay moves now if it is still ahead, else the run stops with nothing to do."""
+    if run.validator is None or not run.validator.exhausted():
+        return
+    run.validator.settle(first_step, metrics)
+    if run.validator.stopped_early:
+        report(f"{run.train_dir} stopped early at step {first_step}: {run.validator.stopped_early}; nothing to do "
+               "(a larger --early-stop, or none, trains on)")
+
+
 def _train_steps(run: _Run, opts: TrainOptions, first_step: int, total_steps: int, stop: preempt.StopRequest,
                  report: Callable[[str], None]) -> None:
     """Steps from ``first_step`` until ``total_steps`` or a signal, then the final save; Ctrl-C saves too."""
@@ -305,15 +318,13 @@ def _train_steps(run: _Run, opts: TrainOptions, first_step: int, total_steps: in
     run.step = first_step
     if first_step >= total_steps:
         report(f"{run.train_dir} is already at step {first_step} >= {total_steps} steps: nothing to do")
-    elif run.validator is not None and run.validator.exhausted():
-        run.validator.stopped_early = run.validator.stop_reason()
-        report(f"{run.train_dir} stopped early at step {first_step}: {run.validator.stopped_early}; nothing to do "
-               "(a larger --early-stop, or none, trains on)")
     bar = tqdm(total=total_steps, initial=first_step, desc=f"fine-tune ({run.tg.mode.name})", unit="step",
                disable=not opts.progress)
     loader = BackgroundLoader(run.sampler.sample, depth=8)
     try:
         with open(run.train_dir / "metrics.jsonl", "a") as metrics:
+            if first_step < total_steps:
+                _spent_count(run, first_step, metrics, report)
             while run.step < total_steps and not stop.requested and not _stopping_early(run):
                 _one_step(run, loader, metrics, opts, total_steps, bar)
         _finish(run, opts, first_step, total_steps, stop, report)
