@@ -116,6 +116,16 @@ class CachedPair:
         return int(self.short.shape[0]), int(self.short.shape[1])
 
 
+def packed_cache_file(cache_dir: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Where :meth:`DecodeCache.packed` keeps the packed integers of ``path`` (``<key>_packed_u16.npy``)."""
+    return Path(cache_dir) / f"{file_key(path, 'packed')}_packed_u16.npy"
+
+
+def reference_cache_file(cache_dir: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Where :meth:`DecodeCache.reference` keeps the rendering of ``path`` (``<key>_gt.npy``)."""
+    return Path(cache_dir) / f"{file_key(path, 'gt')}_gt.npy"
+
+
 class DecodeCache:
     """Decodes RAW files once into ``cache_dir`` and hands out memory-mapped arrays."""
 
@@ -123,20 +133,13 @@ class DecodeCache:
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
 
-    def _cached(self, path: str, kind: str, make: Callable[[], np.ndarray]) -> tuple[np.ndarray, str]:
-        key = file_key(path, kind)
-        target = self.cache_dir / f"{key}_{kind}.npy"
-        if not target.exists():
-            save_npy_atomic(target, make())
-        return load_npy(target), key
-
     def packed(self, path: str) -> tuple[PackedArray, str]:
         """The packed mosaic of ``path`` (reads as ``(h, w, C)`` float32) and its cache key.
 
         Stored as ``<key>_levels.json`` (written first) and ``<key>_packed_u16.npy``.
         """
         key = file_key(path, "packed")
-        values_path = self.cache_dir / f"{key}_packed_u16.npy"
+        values_path = packed_cache_file(self.cache_dir, path)
         levels_path = self.cache_dir / f"{key}_levels.json"
         if not (values_path.exists() and levels_path.exists()):
             packed = load_raw_integers(path)
@@ -153,7 +156,10 @@ class DecodeCache:
 
     def reference(self, path: str) -> np.ndarray:
         """SID rendering of ``path`` as float16 ``(H, W, 3)``."""
-        return self._cached(path, "gt", lambda: render_reference(path).astype(np.float16))[0]
+        target = reference_cache_file(self.cache_dir, path)
+        if not target.exists():
+            save_npy_atomic(target, render_reference(path).astype(np.float16))
+        return load_npy(target)
 
     def load_pair(self, pair: Pair, ratio_cap: float = 300.0) -> CachedPair:
         """Decode (or fetch from the cache) both files of ``pair``; SidFtError naming the bad file."""

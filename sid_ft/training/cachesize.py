@@ -98,20 +98,6 @@ class CacheEstimate:
             self.decoded += nbytes
 
 
-def packed_file(cache_dir: Path, path: str | os.PathLike) -> Path:
-    """Where :meth:`DecodeCache.packed <sid_ft.data.sampling.DecodeCache.packed>` keeps ``path``'s integers."""
-    from sid_ft.data.sampling import file_key
-
-    return cache_dir / f"{file_key(path, 'packed')}_packed_u16.npy"
-
-
-def reference_file(cache_dir: Path, path: str | os.PathLike) -> Path:
-    """Where :meth:`DecodeCache.reference <sid_ft.data.sampling.DecodeCache.reference>` keeps ``path``'s rendering."""
-    from sid_ft.data.sampling import file_key
-
-    return cache_dir / f"{file_key(path, 'gt')}_gt.npy"
-
-
 def _packed_bytes(g: RawGeometry) -> int:
     return _npy(g.h * g.w * g.channels, 2)
 
@@ -140,6 +126,8 @@ def _count_pairs(est: CacheEstimate, pairs: Sequence[Pair], cache_dir: Path, fea
                  feature_dtype: str, ratio_cap: float) -> None:
     """Packed short exposures, ground truths of the long exposures (each once) and, with ``feature_cache``,
     the features of each short exposure and ratio."""
+    from sid_ft.data.sampling import packed_cache_file, reference_cache_file
+
     geometry: dict[str, RawGeometry | None] = {}
     for pair in pairs:
         for path in (pair.short_path, pair.long_path):
@@ -151,7 +139,8 @@ def _count_pairs(est: CacheEstimate, pairs: Sequence[Pair], cache_dir: Path, fea
             continue
         est.pairs += 1
         try:
-            short_file, long_file = packed_file(cache_dir, pair.short_path), reference_file(cache_dir, pair.long_path)
+            short_file = packed_cache_file(cache_dir, pair.short_path)
+            long_file = reference_cache_file(cache_dir, pair.long_path)
         except OSError:
             est.unreadable.append(pair.short_path)
             continue
@@ -173,6 +162,7 @@ def _count_synthetic(est: CacheEstimate, clean_dir: str | os.PathLike | None,
                      dark_frames: str | os.PathLike | None, cache_dir: Path) -> None:
     """Clean photos (packed mosaic and rendering, like a pair) and dark frames (packed mosaic), listed as
     their loaders list them (:func:`sid_ft.io.raw.list_raw_files`; SidFtError for a missing or empty folder)."""
+    from sid_ft.data.sampling import packed_cache_file, reference_cache_file
     from sid_ft.io.raw import list_raw_files
 
     clean = list_raw_files(clean_dir, "clean photos") if clean_dir else []
@@ -181,13 +171,13 @@ def _count_synthetic(est: CacheEstimate, clean_dir: str | os.PathLike | None,
         g = _geometry_or_note(est, path)
         if g is not None:
             est.clean_photos += 1
-            est.count_file(packed_file(cache_dir, path), _packed_bytes(g))
-            est.count_file(reference_file(cache_dir, path), _reference_bytes(g))
+            est.count_file(packed_cache_file(cache_dir, path), _packed_bytes(g))
+            est.count_file(reference_cache_file(cache_dir, path), _reference_bytes(g))
     for path in darks:
         g = _geometry_or_note(est, path)
         if g is not None:
             est.dark_frames += 1
-            est.count_file(packed_file(cache_dir, path), _packed_bytes(g))
+            est.count_file(packed_cache_file(cache_dir, path), _packed_bytes(g))
 
 
 def estimate_caches(pairs: Sequence[Pair], cache_dir: str | os.PathLike, feature_cache: bool,
